@@ -1,0 +1,164 @@
+"""The TikTok Research API's shapes, in one place.
+
+Paths, field lists, condition vocabulary, response keys, error codes and the
+quirky messages the API is known to send live here and nowhere else, so the
+spiders and the emulator agree by construction.  Sources: ``api-reference.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+DEFAULT_BASE_URL = "https://open.tiktokapis.com"
+
+TOKEN_PATH = "/v2/oauth/token/"
+VIDEO_QUERY_PATH = "/v2/research/video/query/"
+COMMENT_LIST_PATH = "/v2/research/video/comment/list/"
+USER_INFO_PATH = "/v2/research/user/info/"
+LIKED_VIDEOS_PATH = "/v2/research/user/liked_videos/"
+PINNED_VIDEOS_PATH = "/v2/research/user/pinned_videos/"
+REPOSTED_VIDEOS_PATH = "/v2/research/user/reposted_videos/"
+FOLLOWERS_PATH = "/v2/research/user/followers/"
+FOLLOWING_PATH = "/v2/research/user/following/"
+PLAYLIST_INFO_PATH = "/v2/research/playlist/info/"
+
+#: Every video field of the current "complete list".  ``favourites_count`` (the
+#: British spelling of older docs) is rejected by the API and is not here.
+VIDEO_FIELDS: tuple[str, ...] = (
+    "id",
+    "create_time",
+    "username",
+    "region_code",
+    "video_description",
+    "music_id",
+    "like_count",
+    "comment_count",
+    "share_count",
+    "view_count",
+    "effect_ids",
+    "hashtag_names",
+    "playlist_id",
+    "voice_to_text",
+    "is_stem_verified",
+    "favorites_count",
+    "video_duration",
+    "hashtag_info_list",
+    "sticker_info_list",
+    "effect_info_list",
+    "video_mention_list",
+    "video_label",
+    "video_tag",
+)
+COMMENT_FIELDS: tuple[str, ...] = (
+    "id",
+    "video_id",
+    "text",
+    "like_count",
+    "reply_count",
+    "parent_comment_id",
+    "create_time",
+)
+USER_FIELDS: tuple[str, ...] = (
+    "display_name",
+    "bio_description",
+    "avatar_url",
+    "is_verified",
+    "follower_count",
+    "following_count",
+    "likes_count",
+    "video_count",
+    "bio_url",
+)
+
+CONDITION_FIELDS = frozenset(
+    {
+        "create_date",
+        "username",
+        "region_code",
+        "video_id",
+        "hashtag_name",
+        "keyword",
+        "music_id",
+        "effect_id",
+        "video_length",
+        "view_count",
+        "comment_count",
+    }
+)
+OPERATIONS = frozenset({"EQ", "IN", "GT", "GTE", "LT", "LTE"})
+VIDEO_LENGTHS = frozenset({"SHORT", "MID", "LONG", "EXTRA_LONG"})
+#: The region codes the API accepts, verbatim from its documentation (no "UK").
+REGION_CODES = frozenset(
+    """FR TH MM BD IT NP IQ BR US KW VN AR KZ GB UA TR ID PK NG KH PH EG QA MY ES JO MA SA TW AF EC
+    MX BW JP LT TN RO LY IL DZ CG GH DE BJ SN SK BY NL LA BE DO TZ LK NI LB IE RS HU PT GP CM HN FI
+    GA BN SG BO GM BG SD TT OM FO MZ ML UG RE PY GT CI SR AO AZ LR CD HR SV MV GY BH TG SL MK KE MT
+    MG MR PA IS LU HT TM ZM CR NO AL ET GW AU KR UY JM DK AE MD SE MU SO CO AT GR UZ CL GE PL CA CZ
+    ZA AI VE KG PE CH LV PR NZ TL BT MN FJ SZ VU BF TJ BA AM TD SI CY MW EE XK ME KY YE LS ZW MC GN
+    BS PF NA VI BB BZ CW PS FM PG BI AD TV GL KM AW TC CV MO VC NE WS MP DJ RW AG GI GQ AS AX TO KN
+    LC NC LI SS IR SY IM SC VG SB DM KI UM SX GD MH BQ YT ST CF BM SM PW GU HK IN CK AQ WF JE MQ CN
+    GF MS GG TK FK PM NU MF ER NF VA IO SH BL CU NR TP BV EH PN TF RU""".split()
+)
+
+MAX_COUNT = 100
+#: ``end_date`` may be at most this many days after ``start_date``.
+MAX_WINDOW_DAYS = 30
+#: Only the top 1,000 comments of a video are served.
+COMMENT_CAP = 1000
+
+# Error codes (``error.code`` of the response envelope).
+OK = "ok"
+ACCESS_TOKEN_INVALID = "access_token_invalid"
+INTERNAL_ERROR = "internal_error"
+INVALID_PARAMS = "invalid_params"
+RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+DAILY_QUOTA_EXCEEDED = "daily_quota_limit_exceeded"
+INVALID_CLIENT = "invalid_client"
+
+INVALID_CURSOR_MESSAGE = "Invalid count or cursor"
+SEARCH_ID_INVALID = re.compile(r"Search Id \d+ is invalid or expired")
+USER_NOT_FOUND = re.compile(r"cannot.find.the.user", re.IGNORECASE)
+USER_REFUSED = re.compile(
+    r"cannot return this user|is.private|information.cannot.be.returned", re.IGNORECASE
+)
+
+#: Response keys whose name varies between documentation and reality: read any.
+REPOSTED_VIDEOS_KEYS = ("reposted_videos", "user_reposted_videos")
+PINNED_VIDEOS_KEYS = ("pinned_videos_list", "user_pinned_videos")
+
+
+def endpoint_url(base_url: str, path: str, fields: tuple[str, ...] | None = None) -> str:
+    """The URL of an endpoint, with ``fields`` as the query parameter it must be."""
+    url = base_url.rstrip("/") + path
+    if fields:
+        url += "?" + urlencode({"fields": ",".join(fields)}, safe=",")
+    return url
+
+
+def error_of(payload: Any) -> tuple[str, str]:
+    """``(code, message)`` of a response envelope; ``("ok", "")`` when it has none."""
+    if not isinstance(payload, dict):
+        return ("", "")
+    error = payload.get("error")
+    if isinstance(error, dict):
+        return (str(error.get("code") or ""), str(error.get("message") or ""))
+    if isinstance(error, str):  # the OAuth endpoint's flat error shape
+        return (error, str(payload.get("error_description") or ""))
+    return (OK, "")
+
+
+def is_retryable_bug(code: str, message: str) -> bool:
+    """The API's own transient 400s: a search id or cursor it will accept later."""
+    return code == INVALID_PARAMS and (
+        message == INVALID_CURSOR_MESSAGE or SEARCH_ID_INVALID.search(message) is not None
+    )
+
+
+def user_unavailable_reason(message: str) -> str | None:
+    """``not_found`` / ``refused`` for the user errors the API answers with 400."""
+    if USER_NOT_FOUND.search(message):
+        return "not_found"
+    if USER_REFUSED.search(message):
+        return "refused"
+    return None
