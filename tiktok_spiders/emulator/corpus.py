@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tiktok_spiders.emulator.query import Query, video_length_of
+from tiktok_spiders.emulator.query import Query, matches
 
 HASHTAGS = (
     "climate", "vote", "election", "cats", "fyp", "foryou", "news", "dance", "food", "travel",
@@ -69,10 +69,6 @@ def _shuffled(rng: random.Random, record: dict[str, Any]) -> dict[str, Any]:
     keys = list(record)
     rng.shuffle(keys)
     return {key: record[key] for key in keys}
-
-
-def _day(timestamp: int) -> date:
-    return datetime.fromtimestamp(timestamp, UTC).date()
 
 
 class Corpus:
@@ -238,7 +234,7 @@ class Corpus:
     def search(self, query: Query, start: date, end_inclusive: date) -> list[int]:
         """Ids of every match, visible or not, newest id first: what a cursor counts."""
         return sorted(
-            (video["id"] for video in self.window(start, end_inclusive) if query.matches(video, self)),
+            (video["id"] for video in self.window(start, end_inclusive) if matches(query, video, self)),
             reverse=True,
         )
 
@@ -325,7 +321,7 @@ class Corpus:
         return [
             video
             for video in self.window(start, end)
-            if video["id"] not in self.hidden and query.matches(video, self)
+            if video["id"] not in self.hidden and matches(query, video, self)
         ]
 
     def expected_comments(self, video_ids: Any) -> list[dict[str, Any]]:
@@ -359,12 +355,6 @@ class Corpus:
             else:
                 available[username] = _public(self.users[username])
         return available, unavailable
-
-    def video_length(self, video: dict[str, Any]) -> str:
-        return video_length_of(video.get("video_duration", 0))
-
-    def create_day(self, video: dict[str, Any]) -> date:
-        return _day(video["create_time"])
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:

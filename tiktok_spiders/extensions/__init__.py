@@ -1,0 +1,1 @@
+"""Extensions: feeds written from the ledger, progress lines and the closing summary."""

@@ -1,0 +1,106 @@
+"""A progress line on long crawls and a summary when a spider closes.
+
+The summary says what was collected, what was skipped as already done, what
+failed and why (read back from the ledger), and how to continue.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from scrapy import signals
+from scrapy.utils.asyncio import create_looping_call
+
+from tiktok_spiders.ledger import Ledger
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+NEXT_STEP = {
+    "finished": "complete.",
+    "incomplete": "INCOMPLETE: run the same command again to retry what failed.",
+    "daily_quota_exhausted": "STOPPED: the daily quota is spent; run the same command after 00:00 UTC to continue.",
+    "invalid_credentials": "STOPPED: the API refused the client key and secret.",
+    "shutdown": "INTERRUPTED: run the same command again to continue where it stopped.",
+}
+
+
+class Progress:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.interval = crawler.settings.getfloat("TIKTOK_PROGRESS_INTERVAL")
+        self.task = None
+        self.started = time.monotonic()
+        crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Progress:
+        return cls(crawler)
+
+    def spider_opened(self, spider: Spider) -> None:
+        self.started = time.monotonic()
+        if self.interval > 0:
+            self.task = create_looping_call(self.log_progress, spider)
+            self.task.start(self.interval, now=False)
+
+    def _records(self, spider: Spider) -> str:
+        stats = self.crawler.stats
+        parts = []
+        for kind in getattr(spider, "kinds", ()):
+            new = stats.get_value(f"tiktok/records/{kind.feed}", 0)
+            duplicates = stats.get_value(f"tiktok/duplicates/{kind.feed}", 0)
+            parts.append(f"{new} new {kind.feed}" + (f" (+{duplicates} duplicates)" if duplicates else ""))
+        return ", ".join(parts)
+
+    def log_progress(self, spider: Spider) -> None:
+        progress = getattr(spider, "progress", None)
+        if progress is None:
+            return
+        minutes = (time.monotonic() - self.started) / 60
+        requests = self.crawler.stats.get_value("tiktok/requests", 0)
+        logger.info(
+            "Progress: %d/%d %ss done (%d failed), %d requests (%.0f/min), %s",
+            progress["done"],
+            progress["scheduled"],
+            spider.seed_noun,
+            progress["failed"],
+            requests,
+            requests / minutes if minutes else 0,
+            self._records(spider),
+        )
+
+    def spider_closed(self, spider: Spider, reason: str) -> None:
+        if self.task is not None and self.task.running:
+            self.task.stop()
+        progress = getattr(spider, "progress", None)
+        if progress is None:
+            return
+        stats = self.crawler.stats
+        ledger = Ledger.for_crawler(self.crawler)
+        noun = spider.seed_noun
+        left_open = progress["scheduled"] - progress["done"] - progress["failed"]
+        lines = [
+            f"Summary of {spider.name}: {NEXT_STEP.get(reason, reason)}",
+            f"  {noun}s: {progress['done']} collected, {progress['skipped']} already done earlier, "
+            f"{progress['failed']} failed, {max(left_open, 0)} not finished",
+            f"  requests: {stats.get_value('tiktok/requests', 0)} "
+            f"({stats.get_value('tiktok/retry/count', 0)} retries)",
+            f"  records: {self._records(spider)}; dropped as invalid: {stats.get_value('tiktok/dropped', 0)}",
+        ]
+        for kind in spider.kinds:
+            lines.append(f"  {kind.feed} in the ledger: {ledger.count_records(kind.feed)}")
+        unavailable = {key.rsplit("/", 1)[1]: value for key, value in stats.get_stats().items()
+                       if key.startswith("tiktok/users_unavailable/")}
+        if unavailable:
+            lines.append("  unavailable users: " + ", ".join(f"{n} {why}" for why, n in sorted(unavailable.items())))
+        failed = ledger.failed_seeds(spider.name)
+        if failed:
+            lines.append(f"  failed {noun}s (first {len(failed)}):")
+            lines.extend(f"    {seed}: {why}" for seed, why in failed)
+        logger.info("\n".join(lines))

@@ -1,0 +1,103 @@
+"""One dataclass per API entity, fields named and ordered as the API names them.
+
+Every field is optional because the API omits fields that have no value
+(sparse objects).  ``tests/test_items.py`` keeps these in step with ``api.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass
+class Video:
+    id: int | None = None
+    create_time: int | None = None
+    username: str | None = None
+    region_code: str | None = None
+    video_description: str | None = None
+    music_id: int | None = None
+    like_count: int | None = None
+    comment_count: int | None = None
+    share_count: int | None = None
+    view_count: int | None = None
+    effect_ids: list[str] | None = None
+    hashtag_names: list[str] | None = None
+    playlist_id: int | None = None
+    voice_to_text: str | None = None
+    is_stem_verified: bool | None = None
+    favorites_count: int | None = None
+    video_duration: int | None = None
+    hashtag_info_list: list[dict[str, Any]] | None = None
+    sticker_info_list: list[dict[str, Any]] | None = None
+    effect_info_list: list[dict[str, Any]] | None = None
+    video_mention_list: list[str] | None = None
+    video_label: dict[str, Any] | None = None
+    video_tag: dict[str, Any] | None = None
+
+
+@dataclass
+class Comment:
+    id: int | None = None
+    video_id: int | None = None
+    text: str | None = None
+    like_count: int | None = None
+    reply_count: int | None = None
+    parent_comment_id: int | None = None
+    create_time: int | None = None
+
+
+@dataclass
+class User:
+    """A profile; ``username`` is the one asked for (the API does not echo it)."""
+
+    username: str | None = None
+    display_name: str | None = None
+    bio_description: str | None = None
+    avatar_url: str | None = None
+    is_verified: bool | None = None
+    follower_count: int | None = None
+    following_count: int | None = None
+    likes_count: int | None = None
+    video_count: int | None = None
+    bio_url: str | None = None
+
+
+@dataclass
+class UnavailableUser:
+    """A user the API would not return: ``not_found`` or ``refused``, with its message."""
+
+    username: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """How a kind of record is stored: its feed name, its item class and its key fields."""
+
+    feed: str
+    item_class: type
+    key_fields: tuple[str, ...]
+    #: Fields that must be present; a record without one is dropped and counted.
+    required: tuple[str, ...]
+    #: Fields that hold integer ids (checked and kept exact).
+    id_fields: tuple[str, ...] = ()
+
+    def key(self, record: dict[str, Any]) -> str:
+        return "/".join(str(record[name]) for name in self.key_fields)
+
+
+VIDEOS = RecordKind("videos", Video, ("id",), ("id",), ("id", "music_id", "playlist_id"))
+COMMENTS = RecordKind("comments", Comment, ("id",), ("id", "video_id"), ("id", "video_id", "parent_comment_id"))
+USERS = RecordKind("users", User, ("username",), ("username",))
+USERS_UNAVAILABLE = RecordKind("users_unavailable", UnavailableUser, ("username",), ("username", "reason"))
+
+KINDS = {kind.item_class: kind for kind in (VIDEOS, COMMENTS, USERS, USERS_UNAVAILABLE)}
+
+
+def known_fields(item_class: type, record: dict[str, Any]) -> dict[str, Any]:
+    """The record's values for the item's fields (the API may add fields we do not know)."""
+    names = {field.name for field in fields(item_class)}
+    return {key: value for key, value in record.items() if key in names}

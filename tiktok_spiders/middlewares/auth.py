@@ -1,0 +1,128 @@
+"""Client-credentials access token: fetched once, shared, refreshed, never logged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
+
+from tiktok_spiders import api
+from tiktok_spiders.middlewares import is_api_request, stop_crawl
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+logger = logging.getLogger(__name__)
+
+TOKEN_REQUEST = "tiktok_token_request"
+AUTH_RETRIES = "tiktok_auth_retries"
+
+
+class CredentialsRejected(IgnoreRequest):
+    """The API refused the client key and secret: nothing can be collected."""
+
+
+class AccessTokenMiddleware:
+    """Injects ``Authorization: Bearer …`` into API requests.
+
+    Concurrent requests share one token fetch (the pending fetch is cached), the
+    token is renewed shortly before it expires and after a 401, and a request
+    refused with 401 is sent again once with the new token.  Wrong credentials
+    stop the crawl at once with one sentence.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        settings = crawler.settings
+        self.client_key = settings["TIKTOK_CLIENT_KEY"]
+        self.client_secret = settings["TIKTOK_CLIENT_SECRET"]
+        self.token_url = api.endpoint_url(settings["TIKTOK_API_BASE_URL"], api.TOKEN_PATH)
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._pending: asyncio.Future[str] | None = None
+        self._rejected = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> AccessTokenMiddleware:
+        return cls(crawler)
+
+    async def process_request(self, request: Request) -> None:
+        if request.meta.get(TOKEN_REQUEST) or not is_api_request(self.crawler, request):
+            return
+        token = await self._current_token()
+        request.headers[b"Authorization"] = f"Bearer {token}".encode()
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        if response.status != 401 or request.meta.get(TOKEN_REQUEST) or not is_api_request(self.crawler, request):
+            return response
+        tries = request.meta.get(AUTH_RETRIES, 0)
+        self.crawler.stats.inc_value("tiktok/token/rejected")
+        if tries >= 2:
+            return response
+        self._forget(request)
+        retry = request.copy()
+        retry.headers.pop(b"Authorization", None)
+        retry.meta[AUTH_RETRIES] = tries + 1
+        retry.dont_filter = True
+        return retry
+
+    def _forget(self, request: Request) -> None:
+        """Drop the cached token unless a newer one replaced the one ``request`` used."""
+        sent = request.headers.get(b"Authorization", b"").decode()
+        if self._token and sent.endswith(self._token):
+            self._token = None
+
+    async def _current_token(self) -> str:
+        if self._rejected:
+            raise CredentialsRejected("the API refused the client credentials")
+        if self._token and time.monotonic() < self._renew_at:
+            return self._token
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.ensure_future(self._fetch())
+        return await asyncio.shield(self._pending)
+
+    async def _fetch(self) -> str:
+        body = urlencode(
+            {"client_key": self.client_key, "client_secret": self.client_secret, "grant_type": "client_credentials"}
+        )
+        request = Request(
+            self.token_url,
+            method="POST",
+            body=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Cache-Control": "no-cache"},
+            meta={TOKEN_REQUEST: True, "handle_httpstatus_all": True},
+            dont_filter=True,
+        )
+        assert self.crawler.engine is not None
+        response = await self.crawler.engine.download_async(request)
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        token = payload.get("access_token") if isinstance(payload, dict) else None
+        if not token:
+            code, message = api.error_of(payload)
+            if code in (api.INVALID_CLIENT, "invalid_request", "unauthorized_client", "access_denied"):
+                self._rejected = True
+                logger.error(
+                    "The API refused the client key and secret (%s: %s). "
+                    "Check TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET in .env.",
+                    code,
+                    message,
+                )
+                stop_crawl(self.crawler, "invalid_credentials")
+                raise CredentialsRejected("the API refused the client credentials")
+            raise IgnoreRequest(f"no access token (HTTP {response.status} {code or 'no JSON'})")
+        lifetime = float(payload.get("expires_in") or 7200)
+        # renew before expiry: 5 minutes early, or a tenth of a short lifetime
+        self._renew_at = time.monotonic() + lifetime - min(300.0, lifetime / 10)
+        self._token = token
+        self.crawler.stats.inc_value("tiktok/token/fetched")
+        logger.debug("Access token obtained (valid %ss)", int(lifetime))
+        return token

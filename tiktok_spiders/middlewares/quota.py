@@ -1,0 +1,87 @@
+"""The daily request quota: counted per UTC day across runs, never overspent.
+
+Every API request is counted in the ledger before it is sent, so a crash cannot
+make us forget what we spent.  At ``TIKTOK_DAILY_REQUEST_LIMIT``, or when the
+API answers 429 ``daily_quota_limit_exceeded``, the crawl stops cleanly (its
+open pages stay open for the next run) — or, with
+``TIKTOK_WAIT_FOR_QUOTA_RESET``, sleeps until the next UTC midnight and goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from scrapy.exceptions import IgnoreRequest
+
+from tiktok_spiders import api
+from tiktok_spiders.ledger import Ledger, utc_today
+from tiktok_spiders.middlewares import is_api_request, stop_crawl
+from tiktok_spiders.middlewares.auth import TOKEN_REQUEST
+from tiktok_spiders.middlewares.retry import json_error
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+logger = logging.getLogger(__name__)
+
+
+class QuotaExhausted(IgnoreRequest):
+    """Not sent (or refused) because today's quota is spent; the page stays open."""
+
+
+def seconds_to_utc_midnight() -> float:
+    now = datetime.now(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+    return (midnight - now).total_seconds() + 1
+
+
+class DailyQuotaMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.limit = crawler.settings.getint("TIKTOK_DAILY_REQUEST_LIMIT")
+        self.wait = crawler.settings.getbool("TIKTOK_WAIT_FOR_QUOTA_RESET")
+        self.ledger = Ledger.for_crawler(crawler)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> DailyQuotaMiddleware:
+        return cls(crawler)
+
+    def _counts(self, request: Request) -> bool:
+        return not request.meta.get(TOKEN_REQUEST) and is_api_request(self.crawler, request)
+
+    async def _quota_spent(self, why: str) -> None:
+        """Wait for tomorrow's quota, or stop the crawl."""
+        if self.wait:
+            delay = seconds_to_utc_midnight()
+            logger.warning("%s; waiting %.0f minutes for the next UTC day.", why, delay / 60)
+            await asyncio.sleep(delay)
+            return
+        if self.crawler.stats.get_value("tiktok/stop_reason") is None:
+            logger.warning("%s; stopping. Run the same command again after 00:00 UTC to continue.", why)
+        stop_crawl(self.crawler, "daily_quota_exhausted")
+        raise QuotaExhausted(why)
+
+    async def process_request(self, request: Request) -> None:
+        if not self._counts(request):
+            return
+        while self.ledger.requests_on(utc_today()) >= self.limit:
+            await self._quota_spent(f"Today's {self.limit} requests (TIKTOK_DAILY_REQUEST_LIMIT) are spent")
+        self.ledger.count_request(utc_today())
+        self.crawler.stats.inc_value("tiktok/requests")
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        if response.status != 429 or not self._counts(request):
+            return response
+        code, _ = json_error(response)
+        if code != api.DAILY_QUOTA_EXCEEDED:
+            return response
+        self.crawler.stats.inc_value(f"tiktok/api_error/{code}")
+        await self._quota_spent("The API says the daily quota is exceeded")
+        retry = request.copy()
+        retry.dont_filter = True
+        return retry

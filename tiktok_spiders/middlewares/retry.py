@@ -1,0 +1,118 @@
+"""Retries with exponential backoff and jitter, for the failures the API is known for.
+
+Retried: 500/502/503/504 (a 504 may be an HTML page), timeouts and dropped
+connections, 429 ``rate_limit_exceeded`` (honouring ``Retry-After``), and the
+API's own transient 400s — "Search Id … is invalid or expired" and "Invalid
+count or cursor" — which succeed when the same page is asked again a little
+later.  When the retries run out the response (or exception) reaches the
+spider's errback, which records the seed as failed: nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING
+
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.utils.misc import load_object
+
+from tiktok_spiders import api
+from tiktok_spiders.middlewares import is_api_request
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({500, 502, 503, 504, 408, 522, 524})
+#: The spider sets this on requests whose search id came from an earlier run:
+#: if the API says it expired, retrying cannot help, the spider starts afresh.
+RESUMED_SEARCH = "tiktok_resumed_search"
+
+
+def json_error(response: Response) -> tuple[str, str]:
+    """``(code, message)`` of an API answer, ``("", "")`` when it is not JSON."""
+    if b"json" not in (response.headers.get(b"Content-Type") or b""):
+        return ("", "")
+    try:
+        return api.error_of(response.json())
+    except ValueError:
+        return ("", "")
+
+
+class ApiRetryMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        settings = crawler.settings
+        self.max_retry_times = settings.getint("TIKTOK_RETRY_TIMES")
+        self.backoff_base = settings.getfloat("TIKTOK_RETRY_BACKOFF_BASE")
+        self.backoff_max = settings.getfloat("TIKTOK_RETRY_BACKOFF_MAX")
+        self.exceptions = tuple(load_object(path) if isinstance(path, str) else path for path in settings.getlist("RETRY_EXCEPTIONS"))
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ApiRetryMiddleware:
+        return cls(crawler)
+
+    def retry_reason(self, request: Request, response: Response) -> str | None:
+        """Why this answer deserves another try, or None."""
+        code, message = json_error(response)
+        if response.status in RETRY_STATUSES:
+            if response.status == 500 and request.meta.get("tiktok_500_may_succeed") and _has_data(response):
+                return None
+            return f"http_{response.status}" + (f"_{code}" if code else "")
+        if response.status == 429 and code == api.RATE_LIMIT_EXCEEDED:
+            return code
+        if response.status == 400 and api.is_retryable_bug(code, message):
+            if api.SEARCH_ID_INVALID.search(message):
+                return None if request.meta.get(RESUMED_SEARCH) else "search_id_invalid"
+            return "invalid_cursor"
+        return None
+
+    def backoff(self, request: Request, response: Response | None = None) -> float:
+        if response is not None:
+            retry_after = response.headers.get(b"Retry-After")
+            if retry_after and retry_after.isdigit():
+                return min(float(retry_after), self.backoff_max)
+        attempt = request.meta.get("retry_times", 0)
+        cap = min(self.backoff_max, self.backoff_base * 2**attempt)
+        return cap / 2 + random.uniform(0, cap / 2)  # noqa: S311 - jitter, not security
+
+    async def _retry_later(self, request: Request, reason: str, response: Response | None = None) -> Request | None:
+        retry = get_retry_request(
+            request,
+            spider=self.crawler.spider,
+            reason=reason,
+            max_retry_times=request.meta.get("max_retry_times", self.max_retry_times),
+            stats_base_key="tiktok/retry",
+        )
+        if retry is not None:
+            await asyncio.sleep(self.backoff(request, response))
+        return retry
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        if request.meta.get("dont_retry") or not is_api_request(self.crawler, request):
+            return response
+        if response.status != 200:
+            code, _ = json_error(response)
+            self.crawler.stats.inc_value(f"tiktok/api_error/{code or f'http_{response.status}'}")
+        reason = self.retry_reason(request, response)
+        if reason is None:
+            return response
+        return await self._retry_later(request, reason, response) or response
+
+    async def process_exception(self, request: Request, exception: Exception) -> Request | None:
+        if request.meta.get("dont_retry") or not isinstance(exception, self.exceptions):
+            return None
+        return await self._retry_later(request, type(exception).__name__)
+
+
+def _has_data(response: Response) -> bool:
+    try:
+        data = response.json().get("data")
+    except (ValueError, AttributeError):
+        return False
+    return bool(data)

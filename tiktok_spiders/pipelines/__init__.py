@@ -1,0 +1,1 @@
+"""Item pipelines: validate (100), then deduplicate and store in the ledger (300)."""

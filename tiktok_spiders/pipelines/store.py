@@ -1,0 +1,40 @@
+"""Deduplicate and store: the ledger's primary key decides what is new.
+
+A record whose kind and key the ledger already holds — from this run or an
+earlier one — is dropped and counted as a duplicate; a new one is staged and
+committed together with its page by the spider (``Ledger.finish_page``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter
+from scrapy.exceptions import DropItem
+
+from tiktok_spiders.items import KINDS
+from tiktok_spiders.ledger import Ledger
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+
+class LedgerPipeline:
+    def __init__(self, crawler: Crawler) -> None:
+        self.stats = crawler.stats
+        self.ledger = Ledger.for_crawler(crawler)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> LedgerPipeline:
+        return cls(crawler)
+
+    def process_item(self, item: Any) -> Any:
+        kind = KINDS.get(type(item))
+        if kind is None:
+            return item
+        record = ItemAdapter(item).asdict()
+        if not self.ledger.add_record(kind.feed, kind.key(record), record):
+            self.stats.inc_value(f"tiktok/duplicates/{kind.feed}")
+            raise DropItem(f"duplicate {kind.feed} record {kind.key(record)}", log_level="DEBUG")
+        self.stats.inc_value(f"tiktok/records/{kind.feed}")
+        return item

@@ -1,0 +1,75 @@
+"""Streaming seeds out of a feed written by an earlier stage.
+
+``comments`` and ``users`` read the ``video_id``s or ``username``s of a videos
+feed one record at a time — JSON Lines, a JSON array written one record per line
+(as Scrapy writes it) or CSV — so a million-line feed never sits in memory.
+Malformed lines are skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+FORMATS = {".jsonl": "jsonl", ".jl": "jsonl", ".json": "json", ".csv": "csv"}
+
+csv.field_size_limit(sys.maxsize)
+
+
+class SeedFileError(ValueError):
+    """A seed file that cannot be used at all (missing, unknown format)."""
+
+
+def feed_format(path: Path) -> str:
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise SeedFileError(f"{path}: unknown feed format (use .jsonl, .json or .csv)") from None
+
+
+def check_feed(path: str | Path) -> Path:
+    path = Path(path)
+    feed_format(path)
+    if not path.is_file():
+        raise SeedFileError(f"seed file {path} does not exist (run the earlier stage first, or pass -a videos=PATH)")
+    return path
+
+
+def read_records(path: Path, on_malformed: Callable[[], None]) -> Iterator[dict[str, Any]]:
+    """Records of a feed, one at a time; ``on_malformed()`` is called for each bad line."""
+    fmt = feed_format(path)
+    with path.open(encoding="utf-8", newline="" if fmt == "csv" else None) as handle:
+        if fmt == "csv":
+            yield from csv.DictReader(handle)
+            return
+        for line in handle:
+            text = line.strip()
+            if fmt == "json":
+                text = text.strip("[]").rstrip(",").strip()
+            if not text:
+                continue
+            try:
+                record = json.loads(text)
+            except ValueError:
+                on_malformed()
+                continue
+            if isinstance(record, dict):
+                yield record
+            else:
+                on_malformed()
+
+
+def read_values(
+    path: Path, column: str, convert: Callable[[Any], Any], on_malformed: Callable[[], None]
+) -> Iterator[Any]:
+    """The ``column`` of every record, converted; records without a usable value count as malformed."""
+    for record in read_records(path, on_malformed):
+        value = convert(record.get(column))
+        if value is None:
+            on_malformed()
+        else:
+            yield value

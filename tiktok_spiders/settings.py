@@ -1,0 +1,94 @@
+"""Scrapy settings for tiktok-spiders.
+
+This is the one place where the environment and ``.env`` become settings:
+``load_dotenv(override=False)`` lets the real environment win over ``.env``, and
+``scrapy crawl -s NAME=value`` wins over both.  Every ``TIKTOK_*`` setting is
+documented here once and in the README's settings table.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dotenv import find_dotenv, load_dotenv
+
+from tiktok_spiders.api import DEFAULT_BASE_URL
+
+load_dotenv(find_dotenv(usecwd=True), override=False)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+BOT_NAME = "tiktok_spiders"
+SPIDER_MODULES = ["tiktok_spiders.spiders"]
+NEWSPIDER_MODULE = "tiktok_spiders.spiders"
+# `crawl` (exit status from the outcome, one-line errors) and `emulator`
+COMMANDS_MODULE = "tiktok_spiders.commands"
+
+# --- Credentials and places -------------------------------------------------
+# Client key and secret of your Research API app (never logged).
+TIKTOK_CLIENT_KEY = _env("TIKTOK_CLIENT_KEY", "")
+TIKTOK_CLIENT_SECRET = _env("TIKTOK_CLIENT_SECRET", "")
+# Where the API lives; point it at the bundled emulator to try a study for free.
+TIKTOK_API_BASE_URL = _env("TIKTOK_API_BASE_URL", DEFAULT_BASE_URL)
+# Feeds and the ledger (resume state, request counts) are kept here.
+TIKTOK_DATA_DIR = _env("TIKTOK_DATA_DIR", "data")
+# Feed formats written from the ledger when a spider closes (jsonl, csv).
+TIKTOK_FEED_FORMATS = _env("TIKTOK_FEED_FORMATS", "jsonl,csv").split(",")
+
+# --- Quota -------------------------------------------------------------------
+# Requests per UTC day, counted across runs; the crawl stops cleanly before it.
+TIKTOK_DAILY_REQUEST_LIMIT = int(_env("TIKTOK_DAILY_REQUEST_LIMIT", "1000"))
+# When the quota is spent, wait for the next UTC midnight and go on (else stop).
+TIKTOK_WAIT_FOR_QUOTA_RESET = _env("TIKTOK_WAIT_FOR_QUOTA_RESET", "false").lower() in ("1", "true", "yes")
+
+# --- Retries -----------------------------------------------------------------
+# Attempts after the first for 5xx, timeouts, dropped connections, rate limits
+# and the API's transient "Search Id ... invalid" / "Invalid count or cursor".
+TIKTOK_RETRY_TIMES = int(_env("TIKTOK_RETRY_TIMES", "8"))
+# Exponential backoff: base * 2**attempt seconds, with full jitter, capped.
+TIKTOK_RETRY_BACKOFF_BASE = float(_env("TIKTOK_RETRY_BACKOFF_BASE", "1.0"))
+TIKTOK_RETRY_BACKOFF_MAX = float(_env("TIKTOK_RETRY_BACKOFF_MAX", "60"))
+
+# --- Query semantics ---------------------------------------------------------
+# The API's docs disagree on whether end_date is inclusive; evidence says it is.
+# Set false to send end_date + 1 day so that the requested last day is covered.
+TIKTOK_END_DATE_INCLUSIVE = _env("TIKTOK_END_DATE_INCLUSIVE", "true").lower() in ("1", "true", "yes")
+
+# --- Progress ----------------------------------------------------------------
+# Seconds between progress lines on long crawls.
+TIKTOK_PROGRESS_INTERVAL = float(_env("TIKTOK_PROGRESS_INTERVAL", "30"))
+
+# --- Scrapy ------------------------------------------------------------------
+# An API, not a website: robots.txt does not apply (and the API has none).
+ROBOTSTXT_OBEY = False
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+COOKIES_ENABLED = False
+# Independent windows, comment threads and users run side by side.
+CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+# The API can take minutes (504 after ~4 min); give it that long.
+DOWNLOAD_TIMEOUT = 300
+# Pages of one search are strictly ordered; breadth-first keeps old windows finishing first.
+DEPTH_PRIORITY = 0
+
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "tiktok_spiders.middlewares.retry.ApiRetryMiddleware": 550,
+    "tiktok_spiders.middlewares.auth.AccessTokenMiddleware": 600,
+    "tiktok_spiders.middlewares.quota.DailyQuotaMiddleware": 950,
+}
+ITEM_PIPELINES = {
+    "tiktok_spiders.pipelines.validate.ValidationPipeline": 100,
+    "tiktok_spiders.pipelines.store.LedgerPipeline": 300,
+}
+EXTENSIONS = {
+    "scrapy.extensions.logstats.LogStats": None,
+    "tiktok_spiders.extensions.progress.Progress": 500,
+    "tiktok_spiders.extensions.export.LedgerFeeds": 600,
+}
+LOG_LEVEL = "INFO"
+FEED_EXPORT_ENCODING = "utf-8"

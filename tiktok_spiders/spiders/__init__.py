@@ -1,0 +1,1 @@
+"""The Research API spiders: ``videos``, ``comments``, ``users``."""

@@ -1,0 +1,184 @@
+"""``videos``: every video matching a query over a date range of any length.
+
+The range is split into windows of ``window_days`` (the API allows 30 at most);
+each window is paginated to its end with ``search_id`` and ``cursor``, asking
+``max_count=100`` and going on past short or empty pages while ``has_more``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tiktok_spiders import api
+from tiktok_spiders.items import VIDEOS, Video, known_fields
+from tiktok_spiders.middlewares.retry import RESUMED_SEARCH
+from tiktok_spiders.query import Condition, Query, QueryError
+from tiktok_spiders.spiders.base import ApiSpider, BadArgument, comma_list, parse_fields
+
+#: Spider argument -> condition field of the query it adds.
+SHORTCUTS = {
+    "hashtags": "hashtag_name",
+    "keywords": "keyword",
+    "regions": "region_code",
+    "usernames": "username",
+    "video_ids": "video_id",
+    "music_ids": "music_id",
+    "effect_ids": "effect_id",
+}
+INDEXING_LAG_DAYS = 2
+#: New searches started for one window whose search id the API keeps rejecting.
+MAX_SEARCH_RESTARTS = 3
+
+
+def parse_date(name: str, value: str | None) -> date:
+    if not value:
+        raise BadArgument(f"{name} is required (YYYY-MM-DD or YYYYMMDD)")
+    for pattern in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(value.strip(), pattern).date()
+        except ValueError:
+            continue
+    raise BadArgument(f"{name} {value!r} is not a date (use YYYY-MM-DD or YYYYMMDD)")
+
+
+def load_query(value: str) -> dict[str, Any]:
+    """The ``query`` argument: a path to a JSON file, or inline JSON."""
+    text = value
+    if not value.lstrip().startswith("{"):
+        path = Path(value)
+        if not path.is_file():
+            raise BadArgument(f"query file {value} does not exist (pass a path to a JSON file, or inline JSON)")
+        text = path.read_text(encoding="utf-8")
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise BadArgument(f"the query is not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise BadArgument("the query must be a JSON object with and / or / not lists")
+    return raw
+
+
+def build_query(query: str | None, shortcuts: dict[str, str | None]) -> Query:
+    """The query argument and the shortcut lists combined: every list must hold."""
+    raw = load_query(query) if query else {}
+    extra = []
+    for argument, field_name in SHORTCUTS.items():
+        values = comma_list(shortcuts.get(argument))
+        if argument == "hashtags":
+            values = [value.lstrip("#") for value in values]
+        if values:
+            extra.append({"field_name": field_name, "operation": "IN", "field_values": values})
+    if extra:
+        raw = {**raw, "and": [*raw.get("and", []), *extra]}
+    if not raw:
+        raise BadArgument("say what to collect: a query, or at least one of " + ", ".join(SHORTCUTS))
+    try:
+        return Query.parse(raw)
+    except QueryError as error:
+        raise BadArgument(f"invalid query: {error}") from None
+
+
+class VideosSpider(ApiSpider):
+    name = "videos"
+    path = api.VIDEO_QUERY_PATH
+    kinds = (VIDEOS,)
+    seed_noun = "window"
+
+    def __init__(
+        self,
+        *args: Any,
+        query: str | None = None,
+        start_date: str | None = None,
+        end_date: str | None = None,
+        fields: str | None = None,
+        window_days: str | int = 7,
+        **kwargs: Any,
+    ) -> None:
+        shortcuts = {name: kwargs.pop(name, None) for name in SHORTCUTS}
+        super().__init__(*args, **kwargs)
+        self.query = build_query(query, shortcuts)
+        self.start_date = parse_date("start_date", start_date)
+        self.end_date = parse_date("end_date", end_date)
+        if self.end_date < self.start_date:
+            raise BadArgument(f"end_date {self.end_date} is before start_date {self.start_date}")
+        try:
+            self.window_days = int(window_days)
+        except ValueError:
+            raise BadArgument(f"window_days must be a whole number of days, not {window_days!r}") from None
+        if not 1 <= self.window_days <= api.MAX_WINDOW_DAYS:
+            raise BadArgument(f"window_days must be between 1 and {api.MAX_WINDOW_DAYS}, not {self.window_days}")
+        self.fields = parse_fields(fields, api.VIDEO_FIELDS, always=("id",))
+        self.query_json = self.query.as_json()
+        fingerprint = json.dumps(self.query_json, sort_keys=True)
+        self.restarts: Counter[str] = Counter()
+        self.fingerprint = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
+
+    def windows(self) -> list[tuple[date, date]]:
+        """Consecutive inclusive windows covering start_date..end_date."""
+        step = timedelta(days=self.window_days)
+        windows, start = [], self.start_date
+        while start <= self.end_date:
+            end = min(start + step - timedelta(days=1), self.end_date)
+            windows.append((start, end))
+            start = end + timedelta(days=1)
+        return windows
+
+    def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        lag_start = datetime.now(UTC).date() - timedelta(days=INDEXING_LAG_DAYS)
+        if self.end_date >= lag_start:
+            self.logger.warning(
+                "end_date %s is within the API's ~%d-day indexing lag: videos of the last days may be "
+                "missing. Collect them later with -a fresh=true or a later study.",
+                self.end_date,
+                INDEXING_LAG_DAYS,
+            )
+        inclusive = self.settings.getbool("TIKTOK_END_DATE_INCLUSIVE")
+        for start, end in self.windows():
+            sent_end = end if inclusive else end + timedelta(days=1)
+            body = {
+                "query": self.query_json,
+                "start_date": start.strftime("%Y%m%d"),
+                "end_date": sent_end.strftime("%Y%m%d"),
+                "max_count": api.MAX_COUNT,
+            }
+            yield f"{self.fingerprint}:{start:%Y%m%d}-{end:%Y%m%d}", body
+
+    def resume_request(self, seed: str, body: dict[str, Any], cursor: int, search_id: str | None) -> Any:
+        request = self.api_request(seed, {**body, "cursor": cursor, "search_id": search_id})
+        request.meta[RESUMED_SEARCH] = True
+        return request
+
+    def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Video]:
+        for record in data.get("videos") or ():
+            yield Video(**known_fields(Video, record))
+
+    def next_body(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+        follow = super().next_body(data, body)
+        jump_to = context.get("jump_to")
+        if jump_to and data.get("search_id"):
+            # a fresh search replacing an expired one: go straight back to where we were
+            return {**body, "cursor": max(jump_to, data.get("cursor") or 0), "search_id": data["search_id"]}
+        if follow is not None and data.get("search_id"):
+            follow["search_id"] = data["search_id"]  # it can change between pages: adopt the new one
+        return follow
+
+    async def on_api_error(self, request: Any, response: Any, code: str, message: str) -> list[Any] | None:
+        body = json.loads(request.body)
+        seed = request.cb_kwargs["seed"]
+        if not (api.SEARCH_ID_INVALID.search(message) and body.get("search_id")):
+            return None
+        self.restarts[seed] += 1
+        if self.restarts[seed] > MAX_SEARCH_RESTARTS:
+            return None
+        # The search id expired (or is rejected for good): one new search at cursor 0,
+        # whose records are already stored, buys a fresh id for the stored cursor.
+        self.crawler.stats.inc_value("tiktok/search_restarted")
+        self.logger.info("Search id of window %s expired; restarting the search at cursor %s.", seed, body.get("cursor"))
+        fresh = {key: value for key, value in body.items() if key not in ("cursor", "search_id")}
+        return [self.api_request(seed, fresh, jump_to=body.get("cursor") or 0)]
