@@ -296,7 +296,7 @@ class Corpus:
             others = [name for name in rng.sample(names, size + 1) if name != username][:size]
             entries = [{"username": name, "display_name": self.users[name]["display_name"]} for name in others]
         else:
-            size = rng.randint(0, 150) if kind == "liked" else rng.randint(0, 40)
+            size = rng.randint(0, 150) if kind == "liked" else rng.randint(0, 80)
             picked = rng.sample(self.videos, min(size, len(self.videos)))
             entries = [dict(video) for video in picked if video["id"] not in self.hidden]
         times = sorted(rng.sample(range(end - 400 * 86400, end), len(entries)), reverse=True)

@@ -1,0 +1,148 @@
+"""Fixtures: the emulator on 127.0.0.1, settings for a crawl against it, crawl helpers.
+
+Test settings are built from the upper-case names of ``tiktok_spiders.settings``
+with every environment-derived setting passed explicitly, so a developer's own
+``.env`` cannot leak into a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.test import get_crawler
+
+import tiktok_spiders.settings as project_settings
+from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, CorpusConfig, Emulator, Faults
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_RESPONSES = ROOT.parent / "shared" / "fixtures" / "real-responses"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+#: A corpus small enough for many crawls per test run, big enough for every shape.
+SMALL = CorpusConfig(seed=7, videos=6000, users=1200, start_date=date(2024, 1, 1), days=120)
+STUDY_QUERY = {
+    "and": [
+        {"field_name": "hashtag_name", "operation": "IN", "field_values": ["climate", "vote", "fyp", "news", "music"]},
+        {"field_name": "region_code", "operation": "IN", "field_values": ["US", "GB", "DE"]},
+    ]
+}
+STUDY_ARGS = {
+    "hashtags": "climate,vote,fyp,news,music",
+    "regions": "US,GB,DE",
+    "start_date": "2024-01-01",
+    "end_date": "2024-03-30",
+    "window_days": "30",
+}
+STUDY_DATES = (date(2024, 1, 1), date(2024, 3, 30))
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Emulator:
+    """One emulator, default limits, no faults, for tests that do not change its state."""
+    log = tmp_path_factory.mktemp("emulator") / "requests.jsonl"
+    with Emulator(SMALL, request_log=log) as api:
+        yield api
+
+
+@pytest.fixture
+def fresh_emulator(tmp_path: Path) -> Emulator:
+    """An emulator of its own, for tests that switch faults, spend quota or read its log."""
+    with Emulator(SMALL, request_log=tmp_path / "requests.jsonl", fault_seed=1) as api:
+        yield api
+
+
+def settings_for(api: Emulator, data_dir: Path, **overrides: Any) -> dict[str, Any]:
+    values = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
+    values.update(
+        TIKTOK_CLIENT_KEY=DEMO_CLIENT_KEY,
+        TIKTOK_CLIENT_SECRET=DEMO_CLIENT_SECRET,
+        TIKTOK_API_BASE_URL=api.base_url,
+        TIKTOK_DATA_DIR=str(data_dir),
+        TIKTOK_DAILY_REQUEST_LIMIT=100_000,
+        TIKTOK_WAIT_FOR_QUOTA_RESET=False,
+        TIKTOK_RETRY_BACKOFF_BASE=0.01,
+        TIKTOK_RETRY_BACKOFF_MAX=0.2,
+        TIKTOK_END_DATE_INCLUSIVE=True,
+        TIKTOK_PROGRESS_INTERVAL=0,
+        TIKTOK_FEED_FORMATS=["jsonl", "csv"],
+        LOG_LEVEL="INFO",
+    )
+    values.update(overrides)
+    return values
+
+
+async def crawl(spidercls: type, settings: dict[str, Any], **arguments: Any):
+    """Run a spider in-process to its end; returns the crawler (stats, finish reason)."""
+    crawler = get_crawler(spidercls, settings)
+    await crawler.crawl_async(**arguments)
+    return crawler
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def request_log(api: Emulator) -> list[dict[str, Any]]:
+    assert api.request_log_path is not None
+    return read_jsonl(api.request_log_path)
+
+
+def call(api: Emulator, path: str, body: Any = None, *, token: str | None = None, fields: str | None = None,
+         form: bytes | None = None) -> tuple[int, Any, dict[str, str]]:
+    """One raw HTTP request to the emulator: ``(status, parsed body or text, headers)``."""
+    url = api.base_url + path + (f"?fields={fields}" if fields else "")
+    data = form if form is not None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, raw, headers = response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        status, raw, headers = error.code, error.read(), dict(error.headers)
+    if "json" in headers.get("Content-Type", ""):
+        return status, json.loads(raw), headers
+    return status, raw.decode(), headers
+
+
+def token_for(api: Emulator) -> str:
+    form = f"client_key={DEMO_CLIENT_KEY}&client_secret={DEMO_CLIENT_SECRET}&grant_type=client_credentials"
+    status, payload, _ = call(api, "/v2/oauth/token/", form=form.encode())
+    assert status == 200
+    return payload["access_token"]
+
+
+def scrapy_cli(cwd: Path, env_overrides: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``scrapy <args>`` in a subprocess, with only the given TIKTOK_* environment."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
+    env.update(env_overrides)
+    env["SCRAPY_SETTINGS_MODULE"] = "tiktok_spiders.settings"
+    return subprocess.run(
+        [sys.executable, "-m", "scrapy.cmdline", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def cli_env(api: Emulator, data_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        "TIKTOK_CLIENT_KEY": DEMO_CLIENT_KEY,
+        "TIKTOK_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        "TIKTOK_API_BASE_URL": api.base_url,
+        "TIKTOK_DATA_DIR": str(data_dir),
+        "TIKTOK_RETRY_BACKOFF_BASE": "0.01",
+        "TIKTOK_RETRY_BACKOFF_MAX": "0.2",
+        **extra,
+    }
+
+
+__all__ = ["Faults"]

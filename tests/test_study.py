@@ -1,0 +1,118 @@
+"""A whole study against the emulator: videos -> comments -> users, checked against ground truth.
+
+The tests run in file order and share one data directory, as the stages of a
+study do: comments and users are seeded from the videos feed the first test wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from tests.conftest import STUDY_ARGS, STUDY_DATES, STUDY_QUERY, crawl, read_jsonl, request_log, settings_for
+from tiktok_spiders import api
+from tiktok_spiders.emulator import Emulator
+from tiktok_spiders.spiders.comments import CommentsSpider
+from tiktok_spiders.spiders.users import UsersSpider
+from tiktok_spiders.spiders.videos import VideosSpider
+
+
+def without_nul(record: dict) -> dict:
+    return {key: value.replace("\x00", "") if isinstance(value, str) else value for key, value in record.items()}
+
+
+def assert_same_records(got: list[dict], expected: list[dict], key: str = "id") -> None:
+    """Each expected record exactly once, with every served value (NUL bytes stripped)."""
+    counts = Counter(record[key] for record in got)
+    assert not [k for k, n in counts.items() if n > 1], "duplicates in the feed"
+    assert set(counts) == {record[key] for record in expected}
+    by_key = {record[key]: record for record in got}
+    for record in expected:
+        stored = by_key[record[key]]
+        for name, value in without_nul(record).items():
+            assert stored[name] == value, (record[key], name)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("study")
+
+
+@deferred_f_from_coro_f
+async def test_videos_collects_exactly_the_ground_truth(emulator: Emulator, data_dir: Path) -> None:
+    log_start = len(request_log(emulator))
+    crawler = await crawl(VideosSpider, settings_for(emulator, data_dir), **STUDY_ARGS)
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    expected = emulator.corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
+    assert len(expected) > 400
+    assert_same_records(read_jsonl(data_dir / "videos.jsonl"), expected)
+
+    queries = [entry for entry in request_log(emulator)[log_start:] if entry["path"] == api.VIDEO_QUERY_PATH]
+    assert all(entry["body"]["max_count"] == 100 for entry in queries)
+    pages = [json.dumps(entry["body"], sort_keys=True) for entry in queries]
+    assert len(pages) == len(set(pages)), "a page was fetched twice"
+    windows = {(entry["body"]["start_date"], entry["body"]["end_date"]) for entry in queries}
+    assert len(windows) == 3  # 90 days in windows of 30
+    assert len(queries) > len(windows), "windows span several pages"
+    assert crawler.stats.get_value("tiktok/requests") == len(queries)
+
+
+@deferred_f_from_coro_f
+async def test_comments_from_the_feed_are_every_served_comment(emulator: Emulator, data_dir: Path) -> None:
+    videos = read_jsonl(data_dir / "videos.jsonl")
+    crawler = await crawl(CommentsSpider, settings_for(emulator, data_dir))
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    expected = emulator.corpus.expected_comments(video["id"] for video in videos)
+    assert len(expected) > 1000
+    assert_same_records(read_jsonl(data_dir / "comments.jsonl"), expected)
+
+
+@deferred_f_from_coro_f
+async def test_users_from_the_feed_are_every_available_author(emulator: Emulator, data_dir: Path) -> None:
+    usernames = {video["username"] for video in read_jsonl(data_dir / "videos.jsonl")}
+    crawler = await crawl(UsersSpider, settings_for(emulator, data_dir))
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    available, unavailable = emulator.corpus.expected_users(usernames)
+    assert available and unavailable
+    users = read_jsonl(data_dir / "users.jsonl")
+    assert_same_records(users, [{"username": name, **profile} for name, profile in available.items()], key="username")
+    missing = read_jsonl(data_dir / "users_unavailable.jsonl")
+    assert {row["username"]: row["reason"] for row in missing} == unavailable
+    assert crawler.stats.get_value("tiktok/requests") == len(usernames)
+
+
+def test_csv_feeds_read_back_with_pandas_equal_the_jsonl(emulator: Emulator, data_dir: Path) -> None:
+    for feed, ids in (("videos", ["id", "music_id"]), ("comments", ["id", "video_id", "parent_comment_id"])):
+        records = read_jsonl(data_dir / f"{feed}.jsonl")
+        table = pd.read_csv(data_dir / f"{feed}.csv", dtype={name: "Int64" for name in ids}, keep_default_na=False,
+                            na_values={name: [""] for name in ids})
+        assert len(table) == len(records)
+        assert table["id"].tolist() == [record["id"] for record in records]
+        for name in ids:
+            assert [None if pd.isna(v) else int(v) for v in table[name]] == [r[name] for r in records]
+        text = "video_description" if feed == "videos" else "text"
+        assert table[text].tolist() == [record[text] or "" for record in records]
+        assert any("\n" in value for value in table[text]) and any('"' in value for value in table[text])
+    videos = read_jsonl(data_dir / "videos.jsonl")
+    table = pd.read_csv(data_dir / "videos.csv", dtype={"id": "int64"})
+    assert [json.loads(cell) for cell in table["hashtag_names"]] == [video["hashtag_names"] for video in videos]
+    assert any(any(ord(char) > 0xFFFF for char in text) for text in table["video_description"]), "emoji survive"
+    with (data_dir / "videos.csv").open(encoding="utf-8") as handle:
+        header = handle.readline().strip().split(",")
+    assert header == list(api.VIDEO_FIELDS)
+
+
+@deferred_f_from_coro_f
+async def test_a_second_run_spends_nothing_and_rewrites_the_same_feeds(emulator: Emulator, data_dir: Path) -> None:
+    before = (data_dir / "videos.jsonl").read_bytes()
+    log_start = len(request_log(emulator))
+    crawler = await crawl(VideosSpider, settings_for(emulator, data_dir), **STUDY_ARGS)
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    assert crawler.stats.get_value("tiktok/requests") is None
+    assert request_log(emulator)[log_start:] == []
+    assert (data_dir / "videos.jsonl").read_bytes() == before
