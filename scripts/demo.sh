@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# A whole demo study (videos -> comments -> users) against the bundled emulator, in ./demo-data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[parquet]'
+exec .venv/bin/python -m tiktok_spiders.demo "$@"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: a virtual environment with the project and its test extras, then the whole suite.
+# pytest exits 5 when no test ran; with `set -e` that fails this script too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test,parquet]'
+exec .venv/bin/python -m pytest "$@"
