@@ -133,6 +133,11 @@ def scrapy_cli(cwd: Path, env_overrides: dict[str, str], *args: str, timeout: fl
     )
 
 
+def spider_args(arguments: dict[str, str]) -> list[str]:
+    """``{"a": "1"}`` -> ``["-a", "a=1"]``."""
+    return [part for name, value in arguments.items() for part in ("-a", f"{name}={value}")]
+
+
 def cli_env(api: Emulator, data_dir: Path, **extra: str) -> dict[str, str]:
     return {
         "TIKTOK_CLIENT_KEY": DEMO_CLIENT_KEY,

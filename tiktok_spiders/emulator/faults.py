@@ -28,6 +28,7 @@ class Faults:
     slow_seconds: float = 2.0
     #: Reject every freshly issued search id once ("Search Id N is invalid or expired").
     reject_fresh_search_id: bool = False
+    #: "Invalid count or cursor" for a page past the first (video and comment lists).
     invalid_cursor_rate: float = 0.0
     #: Probability that a video search holds a block of deleted videos as long as a
     #: page, so that whole pages come back empty with ``has_more`` true.

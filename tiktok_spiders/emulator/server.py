@@ -173,6 +173,10 @@ class Emulator:
         day = datetime.fromtimestamp(self.now(), UTC).date()
         return self._state.usage.setdefault((client_key, day), _Usage())
 
+    def expire_searches(self) -> None:
+        """Forget every cached search, as the API does after a while: their ids become invalid."""
+        self._state.searches.clear()
+
     def revoke_tokens(self) -> None:
         """Invalidate every token handed out, as a revocation would."""
         self._state.tokens.clear()
@@ -414,6 +418,8 @@ class Emulator:
         max_count = self._max_count(payload, 10)
         cursor = self._int(payload, "cursor", 0) or 0
         if cursor < 0 or cursor >= api.COMMENT_CAP:
+            raise ApiError(400, api.INVALID_PARAMS, api.INVALID_CURSOR_MESSAGE)
+        if cursor and self._random.random() < self.faults.invalid_cursor_rate:
             raise ApiError(400, api.INVALID_PARAMS, api.INVALID_CURSOR_MESSAGE)
         if video_id is not None:
             thread = self.corpus.comments(video_id)[: api.COMMENT_CAP]

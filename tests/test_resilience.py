@@ -1,0 +1,225 @@
+"""Nothing lost, nothing paid twice: faults, token expiry, quota, interruption, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from scrapy import signals
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from tests.conftest import (
+    STUDY_ARGS,
+    STUDY_DATES,
+    STUDY_QUERY,
+    cli_env,
+    crawl,
+    read_jsonl,
+    request_log,
+    scrapy_cli,
+    settings_for,
+    spider_args,
+)
+from tiktok_spiders import api
+from tiktok_spiders.emulator import Emulator, Faults
+from tiktok_spiders.ledger import Ledger, utc_today
+from tiktok_spiders.spiders.comments import CommentsSpider
+from tiktok_spiders.spiders.users import UsersSpider
+from tiktok_spiders.spiders.videos import VideosSpider
+
+
+def ids(path: Path, key: str = "id") -> list:
+    return [record[key] for record in read_jsonl(path)]
+
+
+def assert_exactly(got: list, expected: list) -> None:
+    duplicates = [value for value, n in Counter(got).items() if n > 1]
+    assert not duplicates, f"{len(duplicates)} duplicates"
+    assert sorted(got) == sorted(expected)
+
+
+def served_pages(api_emulator: Emulator, path: str = api.VIDEO_QUERY_PATH) -> list[str]:
+    """Bodies of the pages the emulator answered with data (status 200)."""
+    return [json.dumps(entry["body"], sort_keys=True) for entry in request_log(api_emulator)
+            if entry["path"] == path and entry["status"] == 200]
+
+
+@deferred_f_from_coro_f
+async def test_a_study_with_every_fault_switched_on_collects_the_ground_truth(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    fresh_emulator.faults = Faults.all_on(rate_limit_per_second=80.0, daily_requests=100_000)
+    settings = settings_for(fresh_emulator, tmp_path, TIKTOK_RETRY_TIMES=12)
+    corpus = fresh_emulator.corpus
+
+    videos = await crawl(VideosSpider, settings, **STUDY_ARGS)
+    assert videos.stats.get_value("finish_reason") == "finished"
+    expected_videos = corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
+    assert_exactly(ids(tmp_path / "videos.jsonl"), [video["id"] for video in expected_videos])
+
+    comments = await crawl(CommentsSpider, settings)
+    assert comments.stats.get_value("finish_reason") == "finished"
+    expected_comments = corpus.expected_comments(video["id"] for video in expected_videos)
+    assert_exactly(ids(tmp_path / "comments.jsonl"), [comment["id"] for comment in expected_comments])
+
+    users = await crawl(UsersSpider, settings)
+    assert users.stats.get_value("finish_reason") == "finished"
+    available, unavailable = corpus.expected_users({corpus.real_username(video) for video in expected_videos})
+    assert_exactly(ids(tmp_path / "users.jsonl", "username"), list(available))
+    assert_exactly(ids(tmp_path / "users_unavailable.jsonl", "username"), list(unavailable))
+
+    log = request_log(fresh_emulator)
+    statuses = Counter(entry["status"] for entry in log)
+    for status in (0, 429, 500, 504):  # 401s: see the revoked-token test
+        assert statuses[status], f"fault {status} never happened: the test proves nothing about it"
+    errors = Counter(entry.get("error") for entry in log)
+    assert errors["invalid_params"] > 0  # rejected search ids and cursors
+    stats = {**videos.stats.get_stats(), **comments.stats.get_stats()}
+    assert stats["tiktok/retry/reason_count/search_id_invalid"] and stats["tiktok/retry/reason_count/invalid_cursor"]
+    assert len(fresh_emulator.issued_tokens) > 1, "short-lived tokens were renewed"
+
+
+@deferred_f_from_coro_f
+async def test_a_revoked_token_is_refreshed_and_the_request_sent_again(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    crawler_box = {}
+
+    def revoke_once(response, request, spider) -> None:
+        if crawler_box.setdefault("responses", 0) == 3:
+            fresh_emulator.revoke_tokens()
+        crawler_box["responses"] += 1
+
+    from scrapy.utils.test import get_crawler
+
+    crawler = get_crawler(CommentsSpider, settings_for(fresh_emulator, tmp_path))
+    crawler.signals.connect(revoke_once, signal=signals.response_received)
+    video_ids = [video["id"] for video in fresh_emulator.corpus.videos[:40]]
+    await crawler.crawl_async(video_ids=",".join(map(str, video_ids)))
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    assert crawler.stats.get_value("tiktok/token/rejected") >= 1
+    assert crawler.stats.get_value("tiktok/token/fetched") == 2
+    assert_exactly(ids(tmp_path / "comments.jsonl"), [c["id"] for c in fresh_emulator.corpus.expected_comments(video_ids)])
+
+
+@deferred_f_from_coro_f
+async def test_failures_are_recorded_reported_and_resumed(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    fresh_emulator.faults.internal_error_rate = 1.0
+    settings = settings_for(fresh_emulator, tmp_path, TIKTOK_RETRY_TIMES=2)
+    crawler = await crawl(VideosSpider, settings, **STUDY_ARGS)
+    assert crawler.stats.get_value("finish_reason") == "incomplete"
+    ledger = Ledger(tmp_path)
+    failed = ledger.failed_seeds("videos")
+    assert len(failed) == 3 and all("HTTP 500 internal_error" in reason for _, reason in failed)
+    ledger.close()
+    assert read_jsonl(tmp_path / "videos.jsonl") == []
+
+    fresh_emulator.faults.internal_error_rate = 0.0
+    crawler = await crawl(VideosSpider, settings, **STUDY_ARGS)
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    expected = fresh_emulator.corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
+    assert_exactly(ids(tmp_path / "videos.jsonl"), [video["id"] for video in expected])
+
+
+def test_kill_9_in_the_middle_then_the_same_command_finishes_exactly(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    corpus = fresh_emulator.corpus
+    fresh_emulator.faults.daily_requests = 100_000  # three runs of the stage
+    env = cli_env(fresh_emulator, tmp_path)
+    assert scrapy_cli(tmp_path, env, "crawl", "videos", *spider_args(STUDY_ARGS)).returncode == 0
+    expected_videos = read_jsonl(tmp_path / "videos.jsonl")
+
+    # an uninterrupted comments run elsewhere says what the stage costs
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    (reference / "videos.jsonl").write_bytes((tmp_path / "videos.jsonl").read_bytes())
+    before = len(request_log(fresh_emulator))
+    assert scrapy_cli(tmp_path, cli_env(fresh_emulator, reference), "crawl", "comments").returncode == 0
+    uninterrupted = sum(1 for entry in request_log(fresh_emulator)[before:] if entry["path"] == api.COMMENT_LIST_PATH)
+
+    fresh_emulator.faults.latency = 0.1  # API-like: answers slower than we process them
+    before = len(request_log(fresh_emulator))
+    process = subprocess.Popen([sys.executable, "-m", "scrapy.cmdline", "crawl", "comments"], cwd=tmp_path,
+                               env={**{k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")}, **env,
+                                    "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(request_log(fresh_emulator)) - before < uninterrupted // 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    first = sum(1 for entry in request_log(fresh_emulator)[before:] if entry["path"] == api.COMMENT_LIST_PATH)
+    assert 0 < first < uninterrupted, "the kill came in the middle"
+    assert not (tmp_path / "comments.jsonl").exists()
+
+    fresh_emulator.faults.latency = 0.0
+    done = scrapy_cli(tmp_path, env, "crawl", "comments")
+    assert done.returncode == 0, done.stderr[-2000:]
+    total = sum(1 for entry in request_log(fresh_emulator)[before:] if entry["path"] == api.COMMENT_LIST_PATH)
+    expected = corpus.expected_comments(video["id"] for video in expected_videos)
+    assert_exactly(ids(tmp_path / "comments.jsonl"), [comment["id"] for comment in expected])
+    # at most the pages in flight when the process died are paid again
+    assert uninterrupted <= total <= uninterrupted + 8, (uninterrupted, total)
+
+
+def test_an_exhausted_quota_stops_cleanly_and_the_next_day_finishes(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    fresh_emulator.faults.daily_requests = 4
+    env = cli_env(fresh_emulator, tmp_path)
+    args = spider_args({**STUDY_ARGS, "window_days": "7"})
+    runs = []
+    for _ in range(12):
+        done = scrapy_cli(tmp_path, env, "crawl", "videos", *args)
+        runs.append(done)
+        if done.returncode == 0:
+            break
+        assert done.returncode == 1
+        assert "daily quota" in done.stderr and "Traceback" not in done.stderr
+        fresh_emulator.advance_days(1)
+    assert len(runs) > 2 and runs[-1].returncode == 0
+    expected = fresh_emulator.corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
+    assert_exactly(ids(tmp_path / "videos.jsonl"), [video["id"] for video in expected])
+    pages = served_pages(fresh_emulator)
+    assert len(pages) == len(set(pages)), "a stored page was requested again"
+
+
+def test_the_client_stops_before_its_own_daily_limit(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    env = cli_env(fresh_emulator, tmp_path, TIKTOK_DAILY_REQUEST_LIMIT="5")
+    args = spider_args({**STUDY_ARGS, "window_days": "7"})
+    done = scrapy_cli(tmp_path, env, "crawl", "videos", *args)
+    assert done.returncode == 1
+    assert "TIKTOK_DAILY_REQUEST_LIMIT" in done.stderr and "after 00:00 UTC" in done.stderr
+    sent = [entry for entry in request_log(fresh_emulator) if entry["path"] == api.VIDEO_QUERY_PATH]
+    assert len(sent) == 5
+    ledger = Ledger(tmp_path)
+    assert ledger.requests_on(utc_today()) == 5
+    ledger.close()
+    again = scrapy_cli(tmp_path, env, "crawl", "videos", *args)
+    assert again.returncode == 1
+    assert len([entry for entry in request_log(fresh_emulator) if entry["path"] == api.VIDEO_QUERY_PATH]) == 5
+
+
+@deferred_f_from_coro_f
+async def test_an_expired_search_id_costs_one_request_on_resume(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    fresh_emulator.faults.daily_requests = 3  # the first page of each of the 3 windows
+    settings = settings_for(fresh_emulator, tmp_path)
+    crawler = await crawl(VideosSpider, settings, **STUDY_ARGS)
+    assert crawler.stats.get_value("finish_reason") == "daily_quota_exhausted"
+    half_done = [entry["body"] for entry in request_log(fresh_emulator) if entry["status"] == 200 and entry["path"] == api.VIDEO_QUERY_PATH]
+    assert len(half_done) == 3
+    fresh_emulator.expire_searches()
+    fresh_emulator.advance_days(1)
+    fresh_emulator.faults.daily_requests = 1000
+    before = len(request_log(fresh_emulator))
+    crawler = await crawl(VideosSpider, settings, **STUDY_ARGS)
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    expected = fresh_emulator.corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
+    assert_exactly(ids(tmp_path / "videos.jsonl"), [video["id"] for video in expected])
+    assert crawler.stats.get_value("tiktok/search_restarted") == 3
+    resumed = [entry for entry in request_log(fresh_emulator)[before:] if entry["path"] == api.VIDEO_QUERY_PATH]
+    for first_page in half_done:
+        window = [e for e in resumed if e["body"]["start_date"] == first_page["start_date"]]
+        assert window[0]["status"] == 400 and window[0]["body"]["cursor"] == 100  # the stored, expired search id
+        assert "search_id" not in window[1]["body"] and window[1]["status"] == 200  # one new search...
+        assert window[2]["body"]["cursor"] == 100 and window[2]["status"] == 200  # ...straight back to the cursor
+        assert all(e["body"].get("cursor", 0) >= 100 for e in window[2:])
