@@ -159,8 +159,9 @@ def test_kill_9_in_the_middle_then_the_same_command_finishes_exactly(fresh_emula
     total = sum(1 for entry in request_log(fresh_emulator)[before:] if entry["path"] == api.COMMENT_LIST_PATH)
     expected = corpus.expected_comments(video["id"] for video in expected_videos)
     assert_exactly(ids(tmp_path / "comments.jsonl"), [comment["id"] for comment in expected])
-    # at most the pages in flight when the process died are paid again
-    assert uninterrupted <= total <= uninterrupted + 8, (uninterrupted, total)
+    # only pages in flight (8 concurrent requests) or answered but not yet committed when
+    # the process died are paid again
+    assert uninterrupted <= total <= uninterrupted + 16, (uninterrupted, total)
 
 
 def test_an_exhausted_quota_stops_cleanly_and_the_next_day_finishes(fresh_emulator: Emulator, tmp_path: Path) -> None:

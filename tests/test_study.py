@@ -60,6 +60,7 @@ async def test_videos_collects_exactly_the_ground_truth(emulator: Emulator, data
     assert len(windows) == 3  # 90 days in windows of 30
     assert len(queries) > len(windows), "windows span several pages"
     assert crawler.stats.get_value("tiktok/requests") == len(queries)
+    assert crawler.stats.get_value("tiktok/token/fetched") == 1, "concurrent requests share one token fetch"
 
 
 @deferred_f_from_coro_f

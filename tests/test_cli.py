@@ -1,0 +1,147 @@
+"""``scrapy crawl`` as a researcher runs it: one-line errors, exit statuses, no secret anywhere."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import STUDY_ARGS, cli_env, read_jsonl, scrapy_cli, spider_args
+from tiktok_spiders.emulator import DEMO_CLIENT_SECRET, Emulator, Faults
+
+VIDEO_ARGS = {"hashtags": "climate", "start_date": "2024-01-01", "end_date": "2024-01-20"}
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()}
+
+
+def assert_one_line_error(done, fragment: str) -> None:
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and fragment in errors[0], done.stderr[-3000:]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data directory holding an earlier study's feeds, which bad input must not touch."""
+    directory = tmp_path / "data"
+    directory.mkdir()
+    (directory / "videos.jsonl").write_text('{"id": 7320768196569599275, "username": "s.clovis"}\n')
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({**VIDEO_ARGS, "query": "{not json"}, "not valid JSON"),
+        ({**VIDEO_ARGS, "query": "missing-query.json"}, "query file missing-query.json does not exist"),
+        ({**VIDEO_ARGS, "fields": "id,favourites_count"}, "unknown field 'favourites_count'"),
+        ({**VIDEO_ARGS, "query": '{"and": [{"field_name": "hashtag_name", "operation": "LIKE", "field_values": ["x"]}]}'},
+         "unknown operation 'LIKE'"),
+        ({**VIDEO_ARGS, "query": '{"and": [{"field_name": "hashtags", "operation": "IN", "field_values": ["x"]}]}'},
+         "unknown field_name 'hashtags'"),
+        ({**VIDEO_ARGS, "regions": "US,UK"}, "unknown region code 'UK' (use GB)"),
+        ({**VIDEO_ARGS, "query": '{"and": [{"field_name": "region_code", "operation": "EQ", "field_values": ["US", "GB"]}]}'},
+         "operation EQ must have one field value"),
+        ({**VIDEO_ARGS, "end_date": "2023-12-31"}, "end_date 2023-12-31 is before start_date 2024-01-01"),
+        ({**VIDEO_ARGS, "start_date": "2024-13-01"}, "start_date '2024-13-01' is not a date"),
+        ({"hashtags": "climate", "start_date": "2024-01-01"}, "end_date is required"),
+        ({"start_date": "2024-01-01", "end_date": "2024-01-02"}, "say what to collect"),
+        ({**VIDEO_ARGS, "window_days": "31"}, "window_days must be between 1 and 30"),
+        ({**VIDEO_ARGS, "hashtag": "climate"}, "unknown argument 'hashtag'"),
+    ],
+)
+def test_bad_video_arguments(emulator: Emulator, data_dir: Path, arguments: dict, message: str) -> None:
+    before = snapshot(data_dir.parent)
+    done = scrapy_cli(data_dir.parent, cli_env(emulator, data_dir), "crawl", "videos", *spider_args(arguments))
+    assert_one_line_error(done, message)
+    assert snapshot(data_dir.parent) == before
+
+
+def test_missing_credentials(emulator: Emulator, data_dir: Path) -> None:
+    before = snapshot(data_dir.parent)
+    env = {key: value for key, value in cli_env(emulator, data_dir).items() if key != "TIKTOK_CLIENT_SECRET"}
+    done = scrapy_cli(data_dir.parent, env, "crawl", "videos", *spider_args(VIDEO_ARGS))
+    assert_one_line_error(done, "TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET are not set")
+    assert snapshot(data_dir.parent) == before
+
+
+@pytest.mark.parametrize(("spider", "arguments"), [("comments", {}), ("users", {}), ("comments", {"videos": "nope.jsonl"})])
+def test_missing_seed_file(emulator: Emulator, tmp_path: Path, spider: str, arguments: dict) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = scrapy_cli(tmp_path, cli_env(emulator, empty), "crawl", spider, *spider_args(arguments))
+    assert_one_line_error(done, "does not exist")
+    assert list(empty.iterdir()) == []
+
+
+def test_comments_video_ids_must_be_numbers(emulator: Emulator, tmp_path: Path) -> None:
+    done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path), "crawl", "comments", "-a", "video_ids=12,abc")
+    assert_one_line_error(done, "video_ids must be numbers")
+
+
+def test_wrong_credentials_stop_at_once_with_one_sentence(emulator: Emulator, data_dir: Path) -> None:
+    env = cli_env(emulator, data_dir, TIKTOK_CLIENT_SECRET="not-the-secret")
+    done = scrapy_cli(data_dir.parent, env, "crawl", "videos", *spider_args(VIDEO_ARGS))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "The API refused the client key and secret (invalid_client" in done.stderr
+    assert "not-the-secret" not in done.stderr
+    assert done.stderr.count("/v2/oauth/token/") <= 3, "no retry storm"
+
+
+def test_malformed_seed_lines_are_skipped_and_counted(emulator: Emulator, tmp_path: Path) -> None:
+    video = emulator.corpus.videos[0]
+    feed = tmp_path / "videos.jsonl"
+    feed.write_text("\n".join([json.dumps({"id": video["id"], "username": "x"}), "{broken", '{"id": "abc"}', "[1, 2]", ""]))
+    done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path), "crawl", "comments", "-a", f"videos={feed}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "'tiktok/seeds/malformed': 3" in done.stderr
+    assert {row["video_id"] for row in read_jsonl(tmp_path / "comments.jsonl")} <= {video["id"]}
+
+
+def test_comments_and_users_read_csv_and_json_feeds(emulator: Emulator, tmp_path: Path) -> None:
+    videos = emulator.corpus.videos[:5]
+    csv_feed = tmp_path / "seed.csv"
+    csv_feed.write_text("id,username\n" + "".join(f"{v['id']},{v['username'].replace(chr(0), '')}\n" for v in videos))
+    json_feed = tmp_path / "seed.json"
+    json_feed.write_text("[\n" + ",\n".join(json.dumps({"id": v["id"], "username": v["username"]}) for v in videos) + "\n]")
+    for spider, feed, column, out in (("comments", csv_feed, "video_id", "comments"), ("users", json_feed, "username", None)):
+        done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path / spider), "crawl", spider, "-a", f"videos={feed}")
+        assert done.returncode == 0, done.stderr[-2000:]
+        if out:
+            assert {row[column] for row in read_jsonl(tmp_path / spider / f"{out}.jsonl")} <= {v["id"] for v in videos}
+    users = read_jsonl(tmp_path / "users" / "users.jsonl") + read_jsonl(tmp_path / "users" / "users_unavailable.jsonl")
+    assert {row["username"] for row in users} == {emulator.corpus.real_username(v) for v in videos}
+
+
+def test_an_end_date_within_the_indexing_lag_is_warned_about(emulator: Emulator, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    arguments = {"hashtags": "climate", "start_date": str(today - timedelta(days=3)), "end_date": str(today)}
+    done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path), "crawl", "videos", *spider_args(arguments))
+    assert done.returncode == 0
+    assert "indexing lag" in done.stderr
+
+
+def test_no_secret_or_token_in_debug_logs_feeds_or_state(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    fresh_emulator.faults = Faults.all_on(daily_requests=100_000, rate_limit_per_second=0)
+    env = cli_env(fresh_emulator, tmp_path)
+    logs = []
+    for spider, arguments in (("videos", STUDY_ARGS), ("comments", {}), ("users", {})):
+        done = scrapy_cli(tmp_path, env, "crawl", spider, "-s", "LOG_LEVEL=DEBUG", *spider_args(arguments))
+        assert done.returncode == 0, done.stderr[-2000:]
+        logs.append(done.stderr + done.stdout)
+    tokens = fresh_emulator.issued_tokens
+    assert len(tokens) > 3
+    assert re.search(r"Crawled \(200\) <POST .*/v2/research/video/query/", logs[0]), "DEBUG logs were captured"
+    haystacks = {"logs": "\n".join(logs).encode()}
+    haystacks.update({str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()})
+    for where, content in haystacks.items():
+        for secret in (DEMO_CLIENT_SECRET, *tokens):
+            assert secret.encode() not in content, f"a secret leaked into {where}"

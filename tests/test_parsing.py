@@ -1,0 +1,86 @@
+"""Real recorded responses through the spiders' parsing and the validation pipeline."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+
+import pytest
+from itemadapter import ItemAdapter
+from scrapy.exceptions import DropItem
+from scrapy.utils.misc import build_from_crawler
+from scrapy.utils.test import get_crawler
+
+from tests.conftest import REAL_RESPONSES
+from tiktok_spiders import api
+from tiktok_spiders.items import Comment, UnavailableUser, User, Video
+from tiktok_spiders.pipelines.validate import ValidationPipeline
+from tiktok_spiders.spiders.comments import CommentsSpider
+from tiktok_spiders.spiders.videos import VideosSpider
+
+
+def real(name: str) -> dict:
+    return json.loads((REAL_RESPONSES / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def pipeline() -> ValidationPipeline:
+    return build_from_crawler(ValidationPipeline, get_crawler(settings_dict={}))
+
+
+def test_items_name_the_api_fields_in_the_api_order() -> None:
+    assert tuple(field.name for field in fields(Video)) == api.VIDEO_FIELDS
+    assert tuple(field.name for field in fields(Comment)) == api.COMMENT_FIELDS
+    assert tuple(field.name for field in fields(User)) == ("username", *api.USER_FIELDS)
+    assert [field.name for field in fields(UnavailableUser)] == ["username", "reason", "message"]
+
+
+def test_a_real_video_page(pipeline: ValidationPipeline) -> None:
+    payload = real("api_videos_response_page_1_of_2.json")
+    spider = VideosSpider(hashtags="cats", start_date="2024-01-06", end_date="2024-01-06")
+    items = [pipeline.process_item(item) for item in spider.parse_records(payload["data"], {})]
+    assert len(items) == 27
+    first = items[0]
+    assert first.id == 7320768196569599275 and first.music_id == 7159460238003800066
+    assert first.hashtag_names == ["cats", "duet"] and first.effect_ids is None
+    assert sum(item.like_count is None for item in items) == 1  # sparse: one video has no like_count
+    assert spider.next_body(payload["data"], {"cursor": 0})["search_id"] == "7354367454467855403"
+
+
+def test_nul_bytes_are_stripped_and_counted(pipeline: ValidationPipeline) -> None:
+    payload = real("api_videos_response_unicode_with_null_bytes.json")
+    spider = VideosSpider(hashtags="x", start_date="2024-11-09", end_date="2024-11-09")
+    (item,) = [pipeline.process_item(item) for item in spider.parse_records(payload["data"], {})]
+    assert item.username == "حموديالباشا4"
+    assert pipeline.stats.get_value("tiktok/validation/username/nul_stripped") == 1
+    assert spider.next_body(payload["data"], {}) is None  # has_more false: the window is done
+
+
+def test_a_real_comment_page(pipeline: ValidationPipeline) -> None:
+    payload = real("api_comments_response.json")
+    spider = CommentsSpider(video_ids="7385291383449439519")
+    items = [pipeline.process_item(item) for item in spider.parse_records(payload["data"], {"video_id": 7385291383449439519})]
+    assert len(items) == 6
+    assert [item.text for item in items][:3] == ["", "", ""]  # empty text is a real value, kept
+    assert all(item.video_id == 7385291383449439519 == item.parent_comment_id for item in items)
+    assert spider.next_body(payload["data"], {"video_id": 1, "cursor": 0}) is None
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        (Video(username="x"), "tiktok/validation/id/missing"),
+        (Video(id="12a"), "tiktok/validation/id/not_an_integer"),
+        (Comment(id=1), "tiktok/validation/video_id/missing"),
+        (User(display_name="x"), "tiktok/validation/username/missing"),
+    ],
+)
+def test_invalid_records_are_dropped_and_counted(pipeline: ValidationPipeline, item, problem: str) -> None:
+    with pytest.raises(DropItem):
+        pipeline.process_item(item)
+    assert pipeline.stats.get_value(problem) == 1
+
+
+def test_string_ids_become_exact_integers(pipeline: ValidationPipeline) -> None:
+    item = pipeline.process_item(Video(id="7320768196569599275", music_id=7159460238003800066))
+    assert ItemAdapter(item)["id"] == 7320768196569599275
