@@ -23,9 +23,7 @@ from scrapy.utils.test import get_crawler
 import tiktok_spiders.settings as project_settings
 from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, CorpusConfig, Emulator, Faults
 
-ROOT = Path(__file__).resolve().parent.parent
-REAL_RESPONSES = ROOT.parent / "shared" / "fixtures" / "real-responses"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REAL_RESPONSES = Path(__file__).resolve().parent / "fixtures" / "real-responses"
 
 #: A corpus small enough for many crawls per test run, big enough for every shape.
 SMALL = CorpusConfig(seed=7, videos=6000, users=1200, start_date=date(2024, 1, 1), days=120)
