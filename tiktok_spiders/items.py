@@ -6,6 +6,7 @@ Every field is optional because the API omits fields that have no value
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -97,7 +98,12 @@ USERS_UNAVAILABLE = RecordKind("users_unavailable", UnavailableUser, ("username"
 KINDS = {kind.item_class: kind for kind in (VIDEOS, COMMENTS, USERS, USERS_UNAVAILABLE)}
 
 
+@functools.cache
+def field_names(item_class: type) -> frozenset[str]:
+    return frozenset(field.name for field in fields(item_class))
+
+
 def known_fields(item_class: type, record: dict[str, Any]) -> dict[str, Any]:
     """The record's values for the item's fields (the API may add fields we do not know)."""
-    names = {field.name for field in fields(item_class)}
+    names = field_names(item_class)
     return {key: value for key, value in record.items() if key in names}

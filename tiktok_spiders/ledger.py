@@ -107,11 +107,15 @@ class Ledger:
         )
         return cursor.rowcount == 1
 
-    def records(self, kind: str) -> Iterator[dict[str, Any]]:
-        """Stored records of a kind, in the order they were first stored, streamed."""
+    def record_lines(self, kind: str) -> Iterator[str]:
+        """Stored records of a kind as JSON text, in the order they were first stored, streamed."""
         rows = self._db.execute("SELECT data FROM records WHERE kind = ? ORDER BY rowid", (kind,))
         for (data,) in rows:
-            yield json.loads(data)
+            yield data
+
+    def records(self, kind: str) -> Iterator[dict[str, Any]]:
+        """Stored records of a kind, in the order they were first stored, streamed."""
+        return map(json.loads, self.record_lines(kind))
 
     def count_records(self, kind: str) -> int:
         return self._db.execute("SELECT COUNT(*) FROM records WHERE kind = ?", (kind,)).fetchone()[0]

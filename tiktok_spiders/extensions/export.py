@@ -2,8 +2,8 @@
 
 Each kind of record a spider stores is written whole — ``<data dir>/<kind>.jsonl``
 and ``.csv`` — to a temporary file that is then renamed, so a reader never sees
-half a file and a resumed run never appends a duplicate.  Scrapy's own item
-exporters do the writing.  ``-o`` / ``-O`` (the ``FEEDS`` setting) replace these
+half a file and a resumed run never appends a duplicate.  CSV is written by
+Scrapy's item exporter; JSON Lines are the ledger's own JSON text, copied.  ``-o`` / ``-O`` (the ``FEEDS`` setting) replace these
 default feeds, as in any Scrapy project.
 """
 
@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
-from scrapy.exporters import CsvItemExporter, JsonLinesItemExporter
+from scrapy.exporters import CsvItemExporter
 
-from tiktok_spiders.items import known_fields
 from tiktok_spiders.ledger import Ledger
 
 if TYPE_CHECKING:
@@ -40,22 +39,31 @@ class JsonCellCsvItemExporter(CsvItemExporter):
         return super().serialize_field(field, name, value)
 
 
-EXPORTERS = {"jsonl": JsonLinesItemExporter, "csv": JsonCellCsvItemExporter}
+FORMATS = ("jsonl", "csv")
 
 
 def write_feed(ledger: Ledger, kind: RecordKind, path: Path, fmt: str) -> int:
     """Write every stored record of ``kind`` to ``path`` atomically; returns the count."""
     partial = path.with_name(path.name + ".partial")
+    names = [field.name for field in fields(kind.item_class)]
     count = 0
     with partial.open("wb") as handle:
-        exporter = EXPORTERS[fmt](
-            handle, encoding="utf-8", fields_to_export=[field.name for field in fields(kind.item_class)]
-        )
-        exporter.start_exporting()
-        for record in ledger.records(kind.feed):
-            exporter.export_item(kind.item_class(**known_fields(kind.item_class, record)))
-            count += 1
-        exporter.finish_exporting()
+        if fmt == "jsonl":
+            # The ledger holds each record as the JSON line Scrapy's JsonLinesItemExporter
+            # would write (json.dumps of the item, fields in order, UTF-8): copy it, which is
+            # six times faster than serialising every record again (bench/run.py).
+            for line in ledger.record_lines(kind.feed):
+                handle.write(line.encode() + b"\n")
+                count += 1
+        else:
+            exporter = JsonCellCsvItemExporter(handle, encoding="utf-8", fields_to_export=names)
+            exporter.start_exporting()
+            for record in ledger.records(kind.feed):
+                # plain dicts in the item's field order: the exporter is several times
+                # faster with them than with dataclass instances
+                exporter.export_item({name: record.get(name) for name in names})
+                count += 1
+            exporter.finish_exporting()
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)
@@ -67,9 +75,9 @@ class LedgerFeeds:
         self.crawler = crawler
         self.data_dir = Path(crawler.settings["TIKTOK_DATA_DIR"])
         self.formats = [fmt.strip() for fmt in crawler.settings.getlist("TIKTOK_FEED_FORMATS") if fmt.strip()]
-        unknown = [fmt for fmt in self.formats if fmt not in EXPORTERS]
+        unknown = [fmt for fmt in self.formats if fmt not in FORMATS]
         if unknown:
-            raise ValueError(f"TIKTOK_FEED_FORMATS: unknown format {unknown[0]!r} (use {', '.join(EXPORTERS)})")
+            raise ValueError(f"TIKTOK_FEED_FORMATS: unknown format {unknown[0]!r} (use {', '.join(FORMATS)})")
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
 from tiktok_spiders.items import KINDS
@@ -32,7 +31,7 @@ class LedgerPipeline:
         kind = KINDS.get(type(item))
         if kind is None:
             return item
-        record = ItemAdapter(item).asdict()
+        record = vars(item)  # a flat dataclass: no need for ItemAdapter's deep copy
         if not self.ledger.add_record(kind.feed, kind.key(record), record):
             self.stats.inc_value(f"tiktok/duplicates/{kind.feed}")
             raise DropItem(f"duplicate {kind.feed} record {kind.key(record)}", log_level="DEBUG")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
 from tiktok_spiders.items import KINDS
@@ -57,23 +56,22 @@ class ValidationPipeline:
         kind = KINDS.get(type(item))
         if kind is None:
             return item
-        adapter = ItemAdapter(item)
-        for name in adapter.field_names():
-            value = adapter.get(name)
+        record = vars(item)  # our items are flat dataclasses: edit their fields in place
+        for name, value in record.items():
             if isinstance(value, str | list | dict):
                 cleaned = without_nul(value)
                 if cleaned != value:
                     self.stats.inc_value(f"tiktok/validation/{name}/nul_stripped")
-                    adapter[name] = cleaned
+                    record[name] = cleaned
         for name in kind.required:
-            if adapter.get(name) in (None, ""):
+            if record[name] in (None, ""):
                 raise self._drop(name, "missing")
         for name in kind.id_fields:
-            value = adapter.get(name)
+            value = record[name]
             if value is None:
                 continue
             number = as_int(value)
             if number is None:
                 raise self._drop(name, "not_an_integer")
-            adapter[name] = number
+            record[name] = number
         return item
