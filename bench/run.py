@@ -1,0 +1,253 @@
+"""Benchmarks: our crawl against a sequential one, throughput, memory, and the emulator itself.
+
+Plain Python, no pytest.  Everything runs against the bundled emulator, started
+in its own process (so it has a core of its own), and every figure is reported
+together with a baseline measured in the same run: the machines are shared and
+noisy, so ratios are what to compare.
+
+    python bench/run.py            # everything (~5 minutes)
+    python bench/run.py --quick    # smaller sizes, a smoke test of the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import aiohttp
+
+from tiktok_spiders import api
+from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, Corpus, CorpusConfig
+from tiktok_spiders.ledger import Ledger
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("videos", "comments", "users")
+QUERY_ARGS = {"hashtags": "climate,vote,election,news,protest,democracy,debate", "start_date": "2024-01-01",
+              "end_date": "2024-03-30"}
+
+
+@dataclass
+class Run:
+    name: str
+    wall: float = 0.0
+    requests: int = 0
+    records: dict[str, int] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+    stage_requests: dict[str, int] = field(default_factory=dict)
+
+
+class EmulatorProcess:
+    """``python -m tiktok_spiders.emulator`` in a subprocess: the URL is its first line."""
+
+    def __init__(self, config: CorpusConfig, *flags: str, log: Path | None = None) -> None:
+        command = [sys.executable, "-m", "tiktok_spiders.emulator", "--seed", str(config.seed), "--videos",
+                   str(config.videos), "--users", str(config.users), "--start-date", config.start_date.isoformat(),
+                   "--days", str(config.days), "--daily-requests", "10000000", "--daily-records", "1000000000", *flags]
+        if log:
+            command += ["--request-log", str(log)]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait()
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def crawl(url: str, data_dir: Path, spider: str, arguments: dict[str, str], *settings: str) -> tuple[float, float]:
+    """One ``scrapy crawl`` in a subprocess: ``(wall seconds, peak RSS in MB)``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
+    env.update(SCRAPY_SETTINGS_MODULE="tiktok_spiders.settings", TIKTOK_API_BASE_URL=url,
+               TIKTOK_CLIENT_KEY=DEMO_CLIENT_KEY, TIKTOK_CLIENT_SECRET=DEMO_CLIENT_SECRET,
+               TIKTOK_DATA_DIR=str(data_dir), TIKTOK_DAILY_REQUEST_LIMIT="10000000")
+    command = [sys.executable, "-m", "scrapy.cmdline", "crawl", spider, "-s", "LOG_LEVEL=WARNING", *settings]
+    for name, value in arguments.items():
+        command += ["-a", f"{name}={value}"]
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, cwd=data_dir)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"{spider} crawl failed with exit status {process.returncode}")
+    return time.monotonic() - started, usage.ru_maxrss / 1024
+
+
+def study(name: str, config: CorpusConfig, latency: float, *settings: str) -> Run:
+    run = Run(name)
+    with tempfile.TemporaryDirectory() as tmp, EmulatorProcess(config, "--latency", str(latency), log=Path(tmp) / "log") as emu:
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir()
+        for stage in STAGES:
+            wall, rss = crawl(emu.url, data_dir, stage, QUERY_ARGS if stage == "videos" else {}, *settings)
+            run.wall += wall
+            run.peak_rss_mb = max(run.peak_rss_mb, rss)
+        with (Path(tmp) / "log").open() as handle:
+            entries = [json.loads(line) for line in handle]
+        for stage, path in zip(STAGES, (api.VIDEO_QUERY_PATH, api.COMMENT_LIST_PATH, api.USER_INFO_PATH), strict=True):
+            run.stage_requests[stage] = sum(1 for entry in entries if entry["path"] == path)
+        run.requests = sum(run.stage_requests.values())
+        ledger = Ledger(data_dir)
+        run.records = {kind: ledger.count_records(kind) for kind in ("videos", "comments", "users", "users_unavailable")}
+        ledger.close()
+    return run
+
+
+def latency_bound(corpus: Corpus, run: Run, latency: float, concurrency: int) -> float:
+    """The fastest any client could be: per stage, the requests spread over the concurrency,
+    but never shorter than its longest chain of dependent pages."""
+    videos = corpus.expected_videos(_query(), date(2024, 1, 1), date(2024, 3, 30))
+    longest_comment_chain = max((math.ceil(min(v["comment_count"], api.COMMENT_CAP) / 100) or 1) for v in videos)
+    chains = {"videos": 3, "comments": longest_comment_chain, "users": 1}
+    return sum(max(run.stage_requests[stage] / concurrency, chains[stage]) * latency for stage in STAGES)
+
+
+def _query() -> dict:
+    return {"and": [{"field_name": "hashtag_name", "operation": "IN", "field_values": QUERY_ARGS["hashtags"].split(",")}]}
+
+
+def emulator_throughput(seconds: float) -> float:
+    """Requests per second the emulator answers (comment pages, 32 connections)."""
+    config = CorpusConfig(videos=2000, users=500)
+    corpus = Corpus(config)
+    video_ids = [video["id"] for video in corpus.videos if video["comment_count"]][:500]
+
+    async def hammer(url: str) -> int:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+            form = {"client_key": DEMO_CLIENT_KEY, "client_secret": DEMO_CLIENT_SECRET, "grant_type": "client_credentials"}
+            async with session.post(url + api.TOKEN_PATH, data=form) as response:
+                token = (await response.json())["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            target = api.endpoint_url(url, api.COMMENT_LIST_PATH, api.COMMENT_FIELDS)
+            deadline = time.monotonic() + seconds
+            done = 0
+
+            async def worker(offset: int) -> None:
+                nonlocal done
+                index = offset
+                while time.monotonic() < deadline:
+                    body = {"video_id": video_ids[index % len(video_ids)], "max_count": 100}
+                    async with session.post(target, json=body, headers=headers) as response:
+                        await response.read()
+                        assert response.status == 200
+                    done += 1
+                    index += 32
+
+            await asyncio.gather(*(worker(offset) for offset in range(32)))
+            return done
+
+    with EmulatorProcess(config) as emu:
+        return asyncio.run(hammer(emu.url)) / seconds
+
+
+def memory_million(lines: int) -> tuple[float, float, float]:
+    """Peak RSS (MB) of comments and users seeded from a ``lines``-line feed, every seed already
+    done in the ledger, so the crawl streams and deduplicates the whole feed; and of storing
+    ``lines`` distinct records through the pipelines' ledger."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        ledger = Ledger(data_dir)
+        with (data_dir / "videos.jsonl").open("w") as feed:
+            for number in range(lines):
+                video_id = 7_300_000_000_000_000_000 + number
+                feed.write(json.dumps({"id": video_id, "username": f"user{number % 200_000}", "hashtag_names": ["a", "b"],
+                                       "video_description": "x" * 80}) + "\n")
+        ledger._db.executemany(  # mark every seed done, as after a finished run
+            "INSERT INTO seeds (spider, seed, status, updated) VALUES (?, ?, 'done', '')",
+            ((spider, str(7_300_000_000_000_000_000 + n) if spider == "comments" else f"user{n}")
+             for spider in ("comments", "users") for n in range(lines if spider == "comments" else 200_000)),
+        )
+        ledger._db.commit()
+        ledger.close()
+        with EmulatorProcess(CorpusConfig(videos=100, users=50)) as emu:
+            _, comments_rss = crawl(emu.url, data_dir, "comments", {})
+            _, users_rss = crawl(emu.url, data_dir, "users", {})
+        code = (
+            "import resource, sys; from tiktok_spiders.ledger import Ledger\n"
+            f"ledger = Ledger({str(data_dir / 'dedupe')!r}); n = {lines}\n"
+            "for i in range(2 * n):\n"
+            "    ledger.add_record('videos', str(7300000000000000000 + i % n), {'id': 7300000000000000000 + i % n, 'x': 'y' * 80})\n"
+            "    if i % 1000 == 0: ledger._db.commit()\n"
+            "ledger.close(); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+        )
+        dedupe_rss = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    return comments_rss, users_rss, dedupe_rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    quick = args.quick
+    config = CorpusConfig(seed=3, videos=3_000 if quick else 14_000, users=1_000 if quick else 3_000,
+                          start_date=date(2024, 1, 1), days=120)
+    corpus = Corpus(config)
+    latency = 0.1
+    concurrency = 16
+
+    print(f"emulator: {emulator_throughput(2 if quick else 5):,.0f} requests/s (one process, no latency)", flush=True)
+
+    ours = study("ours (defaults)", config, latency)
+    sequential = study("sequential (one request at a time)", config, latency, "-s", "CONCURRENT_REQUESTS=1")
+    fast = study("ours, no latency", config, 0.0)
+    bound = latency_bound(corpus, ours, latency, concurrency)
+    expected = corpus.expected_videos(_query(), date(2024, 1, 1), date(2024, 3, 30))
+    ideal_video_requests = sum(
+        math.ceil(len(corpus.search(_query_obj(), start, end)) / 100) or 1 for start, end in _windows()
+    )
+
+    print(f"\nstudy: {len(expected)} videos over 90 days with their comments and authors, {latency * 1000:.0f} ms latency")
+    print(f"{'run':38} {'wall s':>8} {'requests':>9} {'records':>9} {'peak RSS MB':>12}")
+    for run in (ours, sequential, fast):
+        print(f"{run.name:38} {run.wall:8.1f} {run.requests:9} {sum(run.records.values()):9} {run.peak_rss_mb:12.0f}")
+    print(f"\nspeed-up over sequential:            {sequential.wall / ours.wall:6.1f}x   (target >= 8x)")
+    print(f"bound set by latency and concurrency:  {bound:6.1f} s; ours is {ours.wall / bound:.2f}x of it (target <= 1.5x)")
+    per_record = ours.stage_requests["videos"] / max(ours.records["videos"], 1)
+    print(f"video stage: {ours.stage_requests['videos']} requests for {ours.records['videos']} videos; "
+          f"ideal (one per 100 per window) {ideal_video_requests}: {ours.stage_requests['videos'] / ideal_video_requests:.3f}x "
+          f"({per_record:.4f} requests per record; target within 2%)")
+    print(f"throughput, no latency:              {sum(fast.records.values()) / fast.wall:8,.0f} records/s end to end "
+          f"(target >= 2,000)")
+
+    lines = 100_000 if quick else 1_000_000
+    comments_rss, users_rss, dedupe_rss = memory_million(lines)
+    print(f"\nmemory with a {lines:,}-line video feed: comments {comments_rss:.0f} MB, users {users_rss:.0f} MB peak RSS; "
+          f"deduplicating {lines:,} ids twice over: {dedupe_rss:.0f} MB (target < 300 MB)")
+    print(f"(baseline: an idle Python with Scrapy imported: {_baseline_rss():.0f} MB)")
+
+
+def _query_obj():
+    from tiktok_spiders.query import Query
+
+    return Query.parse(_query())
+
+
+def _windows() -> list[tuple[date, date]]:
+    from tiktok_spiders.spiders.videos import VideosSpider
+
+    return VideosSpider(**QUERY_ARGS).windows()
+
+
+def _baseline_rss() -> float:
+    code = "import resource, scrapy, tiktok_spiders.settings; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    main()
