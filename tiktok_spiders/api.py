@@ -51,6 +51,29 @@ VIDEO_FIELDS: tuple[str, ...] = (
     "video_label",
     "video_tag",
 )
+#: Fields of the liked / pinned / reposted video lists: their documented list, less
+#: its ``favourites_count`` (spelled as the video query rejects it).
+USER_VIDEO_FIELDS: tuple[str, ...] = (
+    "id",
+    "create_time",
+    "username",
+    "region_code",
+    "video_description",
+    "music_id",
+    "like_count",
+    "comment_count",
+    "share_count",
+    "view_count",
+    "hashtag_names",
+    "is_stem_verified",
+    "video_duration",
+    "hashtag_info_list",
+    "sticker_info_list",
+    "effect_info_list",
+    "video_mention_list",
+    "video_label",
+    "video_tag",
+)
 COMMENT_FIELDS: tuple[str, ...] = (
     "id",
     "video_id",
@@ -123,9 +146,13 @@ USER_REFUSED = re.compile(
     r"cannot return this user|is.private|information.cannot.be.returned", re.IGNORECASE
 )
 
-#: Response keys whose name varies between documentation and reality: read any.
-REPOSTED_VIDEOS_KEYS = ("reposted_videos", "user_reposted_videos")
+#: Response keys of the list endpoints.  Where documentation and reality disagree
+#: on the name, every known spelling is listed and the first present is read.
+LIKED_VIDEOS_KEYS = ("user_liked_videos", "liked_videos")
 PINNED_VIDEOS_KEYS = ("pinned_videos_list", "user_pinned_videos")
+REPOSTED_VIDEOS_KEYS = ("reposted_videos", "user_reposted_videos")
+FOLLOWERS_KEYS = ("user_followers",)
+FOLLOWING_KEYS = ("user_following",)
 
 
 def endpoint_url(base_url: str, path: str, fields: tuple[str, ...] | None = None) -> str:
@@ -134,6 +161,15 @@ def endpoint_url(base_url: str, path: str, fields: tuple[str, ...] | None = None
     if fields:
         url += "?" + urlencode({"fields": ",".join(fields)}, safe=",")
     return url
+
+
+def first_list(data: dict[str, Any], keys: tuple[str, ...]) -> list[Any]:
+    """The list under the first of ``keys`` that ``data`` holds (empty when none)."""
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, list):
+            return value
+    return []
 
 
 def error_of(payload: Any) -> tuple[str, str]:

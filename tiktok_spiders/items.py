@@ -74,6 +74,63 @@ class UnavailableUser:
     message: str | None = None
 
 
+@dataclass
+class UserVideo(Video):
+    """A video in a user's list; ``seed_username`` is the user it was collected for."""
+
+    seed_username: str | None = None
+
+
+@dataclass
+class LikedVideo(UserVideo):
+    pass
+
+
+@dataclass
+class PinnedVideo(UserVideo):
+    pass
+
+
+@dataclass
+class RepostedVideo(UserVideo):
+    pass
+
+
+@dataclass
+class Follower:
+    """An account following ``seed_username``."""
+
+    seed_username: str | None = None
+    username: str | None = None
+    display_name: str | None = None
+
+
+@dataclass
+class Following:
+    """An account ``seed_username`` follows."""
+
+    seed_username: str | None = None
+    username: str | None = None
+    display_name: str | None = None
+
+
+@dataclass
+class Playlist:
+    playlist_id: int | None = None
+    playlist_name: str | None = None
+    playlist_item_total: int | None = None
+    playlist_last_updated: int | None = None
+
+
+@dataclass
+class PlaylistVideo:
+    """One video of a playlist, at its position (the API pages through ``playlist_video_ids``)."""
+
+    playlist_id: int | None = None
+    position: int | None = None
+    video_id: int | None = None
+
+
 @dataclass(frozen=True)
 class RecordKind:
     """How a kind of record is stored: its feed name, its item class and its key fields."""
@@ -90,12 +147,39 @@ class RecordKind:
         return "/".join(str(record[name]) for name in self.key_fields)
 
 
-VIDEOS = RecordKind("videos", Video, ("id",), ("id",), ("id", "music_id", "playlist_id"))
+VIDEO_IDS = ("id", "music_id", "playlist_id")
+VIDEOS = RecordKind("videos", Video, ("id",), ("id",), VIDEO_IDS)
 COMMENTS = RecordKind("comments", Comment, ("id",), ("id", "video_id"), ("id", "video_id", "parent_comment_id"))
 USERS = RecordKind("users", User, ("username",), ("username",))
 USERS_UNAVAILABLE = RecordKind("users_unavailable", UnavailableUser, ("username",), ("username", "reason"))
+LIKED_VIDEOS = RecordKind("liked_videos", LikedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS)
+PINNED_VIDEOS = RecordKind("pinned_videos", PinnedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS)
+REPOSTED_VIDEOS = RecordKind("reposted_videos", RepostedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS)
+FOLLOWERS = RecordKind("followers", Follower, ("seed_username", "username"), ("seed_username", "username"))
+FOLLOWING = RecordKind("following", Following, ("seed_username", "username"), ("seed_username", "username"))
+PLAYLISTS = RecordKind("playlists", Playlist, ("playlist_id",), ("playlist_id",), ("playlist_id",))
+PLAYLIST_VIDEOS = RecordKind(
+    "playlist_videos", PlaylistVideo, ("playlist_id", "position"), ("playlist_id", "video_id"), ("playlist_id", "video_id")
+)
 
-KINDS = {kind.item_class: kind for kind in (VIDEOS, COMMENTS, USERS, USERS_UNAVAILABLE)}
+
+KINDS = {
+    kind.item_class: kind
+    for kind in (VIDEOS, COMMENTS, USERS, USERS_UNAVAILABLE, LIKED_VIDEOS, PINNED_VIDEOS, REPOSTED_VIDEOS,
+                 FOLLOWERS, FOLLOWING, PLAYLISTS, PLAYLIST_VIDEOS)
+}
+
+
+def unavailable_kind(spider_name: str) -> RecordKind:
+    """Where a spider puts the users the API will not serve (``users_unavailable``, ...)."""
+    return RecordKind(f"{spider_name}_unavailable", UnavailableUser, ("username",), ("username", "reason"))
+
+
+def kind_of(item: Any, spider_name: str | None) -> RecordKind | None:
+    """How ``item`` is stored when ``spider_name`` collected it (None: not a record)."""
+    if isinstance(item, UnavailableUser) and spider_name:
+        return unavailable_kind(spider_name)
+    return KINDS.get(type(item))
 
 
 @functools.cache

@@ -64,11 +64,15 @@ def read_records(path: Path, on_malformed: Callable[[], None]) -> Iterator[dict[
 
 
 def read_values(
-    path: Path, column: str, convert: Callable[[Any], Any], on_malformed: Callable[[], None]
+    path: Path, column: str, convert: Callable[[Any], Any], on_malformed: Callable[[], None], optional: bool = False
 ) -> Iterator[Any]:
-    """The ``column`` of every record, converted; records without a usable value count as malformed."""
+    """The ``column`` of every record, converted; records without a usable value count as
+    malformed, unless the column is ``optional`` and simply empty."""
     for record in read_records(path, on_malformed):
-        value = convert(record.get(column))
+        raw = record.get(column)
+        if optional and raw in (None, ""):
+            continue
+        value = convert(raw)
         if value is None:
             on_malformed()
         else:

@@ -344,6 +344,23 @@ class Corpus:
             return "refused"
         return None
 
+    def expected_user_lists(self, kind: str, usernames: Any) -> tuple[dict[str, list[dict]], dict[str, str]]:
+        """``(lists, unavailable)`` for ``followers``, ``following``, ``liked``, ``reposted`` or
+        ``pinned``: every entry served per available user, and why the others are not."""
+        lists: dict[str, list[dict]] = {}
+        unavailable: dict[str, str] = {}
+        for username in usernames:
+            reason = self.unavailable_reason(username)
+            if reason is None and kind != "pinned" and not self.list_is_public(kind, username):
+                reason = "refused"
+            if reason:
+                unavailable[username] = reason
+            elif kind == "pinned":
+                lists[username] = [_public(video) for video in self.pinned(username)]
+            else:
+                lists[username] = [_public(entry) for entry in self.user_list(kind, username)]
+        return lists, unavailable
+
     def expected_users(self, usernames: Any) -> tuple[dict[str, dict], dict[str, str]]:
         """``(available, unavailable)``: profiles by username, and reasons by username."""
         available: dict[str, dict] = {}

@@ -31,6 +31,9 @@ from tiktok_spiders.emulator.query import Query, QueryError
 DEMO_CLIENT_KEY = "sandbox-client-key"
 DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - the sandbox's public demo secret
 
+#: The liked / pinned / reposted endpoints document their own field list, with the
+#: British ``favourites_count`` (accepted, and never served: no value behind it).
+USER_VIDEO_FIELDS = (*api.USER_VIDEO_FIELDS, "favourites_count")
 FOLLOW_PATHS = frozenset({api.FOLLOWERS_PATH, api.FOLLOWING_PATH})
 GATEWAY_TIMEOUT_HTML = (
     "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n"
@@ -464,7 +467,7 @@ class Emulator:
         return page, next_cursor, len(entries) > max_count
 
     def liked_videos(self, payload: dict[str, Any], fields: tuple[str, ...] | None) -> tuple[int, dict[str, Any]]:
-        wanted = self._require_fields(fields, api.VIDEO_FIELDS)
+        wanted = self._require_fields(fields, USER_VIDEO_FIELDS)
         page, cursor, has_more = self._timeline("liked", payload, per_second=1000)
         return 200, {"user_liked_videos": [self._served(v, wanted) for v in page], "cursor": cursor, "has_more": has_more}
 
@@ -480,12 +483,12 @@ class Emulator:
         return self._follow("following", "user_following", payload)
 
     def pinned_videos(self, payload: dict[str, Any], fields: tuple[str, ...] | None) -> tuple[int, dict[str, Any]]:
-        wanted = self._require_fields(fields, api.VIDEO_FIELDS)
+        wanted = self._require_fields(fields, USER_VIDEO_FIELDS)
         username = self._user(payload)
         return 200, {"pinned_videos_list": [self._served(v, wanted) for v in self.corpus.pinned(username)]}
 
     def reposted_videos(self, payload: dict[str, Any], fields: tuple[str, ...] | None) -> tuple[int, dict[str, Any]]:
-        wanted = self._require_fields(fields, api.VIDEO_FIELDS)
+        wanted = self._require_fields(fields, USER_VIDEO_FIELDS)
         username = self._user(payload)
         if not self.corpus.list_is_public("reposted", username):
             raise ApiError(400, api.INVALID_PARAMS, f"API cannot return this user's information: {username}")

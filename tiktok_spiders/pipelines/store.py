@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
 
-from tiktok_spiders.items import KINDS
+from tiktok_spiders.items import kind_of
 from tiktok_spiders.ledger import Ledger
 
 if TYPE_CHECKING:
@@ -20,15 +20,20 @@ if TYPE_CHECKING:
 
 class LedgerPipeline:
     def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
         self.stats = crawler.stats
         self.ledger = Ledger.for_crawler(crawler)
+
+    @property
+    def spider_name(self) -> str | None:
+        return self.crawler.spider.name if self.crawler.spider else None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> LedgerPipeline:
         return cls(crawler)
 
     def process_item(self, item: Any) -> Any:
-        kind = KINDS.get(type(item))
+        kind = kind_of(item, self.spider_name)
         if kind is None:
             return item
         record = vars(item)  # a flat dataclass: no need for ItemAdapter's deep copy

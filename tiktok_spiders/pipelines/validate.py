@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
 
-from tiktok_spiders.items import KINDS
+from tiktok_spiders.items import kind_of
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -41,7 +41,12 @@ def as_int(value: Any) -> int | None:
 
 class ValidationPipeline:
     def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
         self.stats = crawler.stats
+
+    @property
+    def spider_name(self) -> str | None:
+        return self.crawler.spider.name if self.crawler.spider else None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ValidationPipeline:
@@ -53,7 +58,7 @@ class ValidationPipeline:
         return DropItem(f"{field} is {problem}")
 
     def process_item(self, item: Any) -> Any:
-        kind = KINDS.get(type(item))
+        kind = kind_of(item, self.spider_name)
         if kind is None:
             return item
         record = vars(item)  # our items are flat dataclasses: edit their fields in place

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,8 +23,10 @@ from scrapy.http import JsonRequest
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from tiktok_spiders import api
+from tiktok_spiders.items import UnavailableUser, known_fields
 from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.middlewares.retry import json_error
+from tiktok_spiders.seeds import SeedFileError, check_feed, read_values
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -150,6 +153,14 @@ class ApiSpider(Spider):
         """The items of one page."""
         raise NotImplementedError
 
+    def page_error(self, response: Response, payload: Any) -> str | None:
+        """Why an answer that reached the callback is not a page after all (None: it is)."""
+        code, message = api.error_of(payload)
+        if code in (api.OK, ""):
+            return None
+        self.crawler.stats.inc_value(f"tiktok/api_error/{code}")
+        return f"HTTP {response.status} {code}: {message}"
+
     def next_body(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> dict[str, Any] | None:
         """The body of the next page, or None when the seed is finished."""
         if not data.get("has_more") or data.get("cursor") is None:
@@ -158,10 +169,9 @@ class ApiSpider(Spider):
 
     async def parse_page(self, response: Response, seed: str, **context: Any) -> list[Any]:
         payload = response.json()
-        code, message = api.error_of(payload)
-        if code not in (api.OK, ""):
-            self.crawler.stats.inc_value(f"tiktok/api_error/{code}")
-            return self.fail(seed, f"{code}: {message}")
+        problem = self.page_error(response, payload)
+        if problem:
+            return self.fail(seed, problem)
         data = payload.get("data") or {}
         body = json.loads(response.request.body)
         scraper = self.crawler.engine.scraper
@@ -224,3 +234,111 @@ class ApiSpider(Spider):
         left = self.progress["scheduled"] - self.progress["done"]
         if left > 0:
             raise CloseSpider("incomplete")
+
+
+def default_feed(data_dir: str | Path, name: str) -> Path:
+    """The feed an earlier stage wrote into the data directory (JSON Lines, else CSV)."""
+    jsonl = Path(data_dir) / f"{name}.jsonl"
+    csv = Path(data_dir) / f"{name}.csv"
+    return csv if csv.is_file() and not jsonl.is_file() else jsonl
+
+
+class SeedFeedSpider(ApiSpider):
+    """A spider whose seeds are one column of an earlier stage's feed, or a list argument."""
+
+    #: The feeds read by default (the first that exists), and the column holding the seeds.
+    seed_feeds: tuple[str, ...] = ("videos",)
+    seed_column: str
+    #: Whether feed rows may lack a seed (videos without a playlist) without being malformed.
+    seed_optional: bool = False
+
+    def __init__(self, *args: Any, seed_values: list[Any] | None = None, seed_path: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.seed_values = seed_values
+        self.seed_path = Path(seed_path) if seed_path else None
+
+    def validate(self, settings: Any) -> None:
+        super().validate(settings)
+        if self.seed_values is None:
+            if self.seed_path is None:
+                candidates = [default_feed(settings["TIKTOK_DATA_DIR"], name) for name in self.seed_feeds]
+                self.seed_path = next((path for path in candidates if path.is_file()), candidates[-1])
+            try:
+                check_feed(self.seed_path)
+            except SeedFileError as error:
+                raise BadArgument(str(error)) from None
+
+    def convert(self, value: Any) -> Any:
+        """A seed value from the feed, or None when it is unusable."""
+        raise NotImplementedError
+
+    def seed_stream(self) -> Iterable[Any]:
+        """Unique seed values, in feed order, streamed."""
+        seen: set[Any] = set()
+
+        def malformed() -> None:
+            self.crawler.stats.inc_value("tiktok/seeds/malformed")
+
+        if self.seed_values is not None:
+            values: Iterable[Any] = self.seed_values
+        else:
+            assert self.seed_path is not None
+            values = read_values(self.seed_path, self.seed_column, self.convert, malformed, self.seed_optional)
+        for value in values:
+            if value not in seen:
+                seen.add(value)
+                yield value
+
+
+class UserSeedSpider(SeedFeedSpider):
+    """A spider asking something of each user: seeds are usernames, from ``-a usernames=…``
+    or the ``username`` column of a feed; a user the API will not serve is recorded in the
+    spider's ``<name>_unavailable`` feed with the reason, not counted as a failure."""
+
+    seed_noun = "user"
+    seed_column = "username"
+
+    def __init__(self, *args: Any, usernames: str | None = None, seed_path: str | None = None, **kwargs: Any) -> None:
+        values = [name.lstrip("@") for name in comma_list(usernames)] if usernames is not None else None
+        if usernames is not None and not values:
+            raise BadArgument("usernames is empty")
+        super().__init__(*args, seed_values=values, seed_path=seed_path, **kwargs)
+
+    def convert(self, value: Any) -> str | None:
+        return value.replace("\x00", "").strip() or None if isinstance(value, str) else None
+
+    async def on_api_error(self, request: Any, response: Response, code: str, message: str) -> list[Any] | None:
+        reason = api.user_unavailable_reason(message) if response.status == 400 else None
+        if reason is None:
+            return None
+        self.crawler.stats.inc_value(f"tiktok/{self.name}_unavailable/{reason}")
+        seed = request.cb_kwargs["seed"]
+        item = UnavailableUser(username=seed, reason=reason, message=message)
+        return await self.finish_unavailable(seed, item, response)
+
+
+class UserListSpider(UserSeedSpider):
+    """A paginated list per user (followers, liked videos, …): every item carries ``seed_username``."""
+
+    seed_feeds = ("users", "videos")
+    #: Where the list is in the response data (every known spelling).
+    response_keys: ClassVar[tuple[str, ...]]
+    item_class: ClassVar[type]
+    #: The endpoint's documented fields (None: it takes no ``fields``).
+    allowed_fields: ClassVar[tuple[str, ...] | None] = None
+    paginated: ClassVar[bool] = True
+
+    def __init__(self, *args: Any, users: str | None = None, fields: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, seed_path=users, **kwargs)
+        if self.allowed_fields:
+            self.fields = parse_fields(fields, self.allowed_fields, always=("id",))
+        elif fields:
+            raise BadArgument(f"the {self.name} endpoint takes no fields")
+
+    def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        for username in self.seed_stream():
+            yield username, {"username": username, "max_count": api.MAX_COUNT} if self.paginated else {"username": username}
+
+    def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Any]:
+        for record in api.first_list(data, self.response_keys):
+            yield self.item_class(**known_fields(self.item_class, {**record, "seed_username": body["username"]}))

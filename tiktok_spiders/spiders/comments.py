@@ -7,64 +7,12 @@ in ``TIKTOK_DATA_DIR``) or come from ``-a video_ids=…``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from tiktok_spiders import api
 from tiktok_spiders.items import COMMENTS, Comment, known_fields
 from tiktok_spiders.pipelines.validate import as_int
-from tiktok_spiders.seeds import SeedFileError, check_feed, read_values
-from tiktok_spiders.spiders.base import ApiSpider, BadArgument, comma_list, parse_fields
-
-
-def default_feed(data_dir: str | Path, name: str) -> Path:
-    """The feed an earlier stage wrote into the data directory (JSON Lines, else CSV)."""
-    jsonl = Path(data_dir) / f"{name}.jsonl"
-    csv = Path(data_dir) / f"{name}.csv"
-    return csv if csv.is_file() and not jsonl.is_file() else jsonl
-
-
-class SeedFeedSpider(ApiSpider):
-    """A spider whose seeds are one column of an earlier stage's feed, or a list argument."""
-
-    #: The feed read by default, and the column holding the seeds.
-    seed_feed: str = "videos"
-    seed_column: str
-
-    def __init__(self, *args: Any, seed_values: list[Any] | None = None, seed_path: str | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.seed_values = seed_values
-        self.seed_path = Path(seed_path) if seed_path else None
-
-    def validate(self, settings: Any) -> None:
-        super().validate(settings)
-        if self.seed_values is None:
-            self.seed_path = self.seed_path or default_feed(settings["TIKTOK_DATA_DIR"], self.seed_feed)
-            try:
-                check_feed(self.seed_path)
-            except SeedFileError as error:
-                raise BadArgument(str(error)) from None
-
-    def convert(self, value: Any) -> Any:
-        """A seed value from the feed, or None when it is unusable."""
-        raise NotImplementedError
-
-    def seed_stream(self) -> Iterable[Any]:
-        """Unique seed values, in feed order, streamed."""
-        seen: set[Any] = set()
-
-        def malformed() -> None:
-            self.crawler.stats.inc_value("tiktok/seeds/malformed")
-
-        if self.seed_values is not None:
-            values: Iterable[Any] = self.seed_values
-        else:
-            assert self.seed_path is not None
-            values = read_values(self.seed_path, self.seed_column, self.convert, malformed)
-        for value in values:
-            if value not in seen:
-                seen.add(value)
-                yield value
+from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list, parse_fields
 
 
 class CommentsSpider(SeedFeedSpider):

@@ -1,0 +1,19 @@
+"""``followers``: the accounts following each user (public followers only; the API caps them near 5,000).
+
+Seeds: the usernames of the users feed (else the videos feed), ``-a users=PATH``,
+or ``-a usernames=…``.  Every item carries the ``seed_username`` it was collected for.
+"""
+
+from __future__ import annotations
+
+from tiktok_spiders import api
+from tiktok_spiders.items import FOLLOWERS, Follower, unavailable_kind
+from tiktok_spiders.spiders.base import UserListSpider
+
+
+class FollowersSpider(UserListSpider):
+    name = "followers"
+    path = api.FOLLOWERS_PATH
+    kinds = (FOLLOWERS, unavailable_kind("followers"))
+    response_keys = api.FOLLOWERS_KEYS
+    item_class = Follower

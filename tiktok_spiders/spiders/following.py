@@ -1,0 +1,19 @@
+"""``following``: the accounts each user follows (when the user made the list public).
+
+Seeds: the usernames of the users feed (else the videos feed), ``-a users=PATH``,
+or ``-a usernames=…``.  Every item carries the ``seed_username`` it was collected for.
+"""
+
+from __future__ import annotations
+
+from tiktok_spiders import api
+from tiktok_spiders.items import FOLLOWING, Following, unavailable_kind
+from tiktok_spiders.spiders.base import UserListSpider
+
+
+class FollowingSpider(UserListSpider):
+    name = "following"
+    path = api.FOLLOWING_PATH
+    kinds = (FOLLOWING, unavailable_kind("following"))
+    response_keys = api.FOLLOWING_KEYS
+    item_class = Following
