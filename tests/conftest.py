@@ -45,9 +45,10 @@ STUDY_DATES = (date(2024, 1, 1), date(2024, 3, 30))
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Emulator:
-    """One emulator, default limits, no faults, for tests that do not change its state."""
+    """One emulator, no faults, for tests that do not change its state; shared by the whole
+    session, so its daily quotas are lifted (the quota tests use ``fresh_emulator``)."""
     log = tmp_path_factory.mktemp("emulator") / "requests.jsonl"
-    with Emulator(SMALL, request_log=log) as api:
+    with Emulator(SMALL, request_log=log, faults=Faults(daily_requests=10**7, daily_records=10**9)) as api:
         yield api
 
 
@@ -147,5 +148,3 @@ def cli_env(api: Emulator, data_dir: Path, **extra: str) -> dict[str, str]:
         **extra,
     }
 
-
-__all__ = ["Faults"]

@@ -72,6 +72,9 @@ COOKIES_ENABLED = False
 # bench/run.py; the API's latency (seconds) keeps this far below its rate limit.
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 16
+# Stop downloading while 1 MB of answers wait for the pipelines: a crash loses what
+# was downloaded but not yet committed, so keep that small (Scrapy's default is 5 MB).
+SCRAPER_SLOT_MAX_ACTIVE_SIZE = 1_000_000
 # The API can take minutes (504 after ~4 min); give it that long.
 DOWNLOAD_TIMEOUT = 300
 # Pages of one search are strictly ordered; breadth-first keeps old windows finishing first.
