@@ -183,16 +183,24 @@ class Ledger:
 
     # -- requests -------------------------------------------------------------------
 
-    def requests_on(self, day: date) -> int:
-        row = self._db.execute("SELECT count FROM requests WHERE day = ?", (day.isoformat(),)).fetchone()
+    @staticmethod
+    def _quota_key(day: date, bucket: str) -> str:
+        return day.isoformat() if bucket == "research" else f"{day.isoformat()}/{bucket}"
+
+    def requests_on(self, day: date, bucket: str = "research") -> int:
+        """Requests spent on ``day`` from a quota (``research``, or ``follow`` for followers/following)."""
+        row = self._db.execute("SELECT count FROM requests WHERE day = ?", (self._quota_key(day, bucket),)).fetchone()
         return row[0] if row else 0
 
-    def count_request(self, day: date) -> int:
-        """Count one request against ``day``'s quota, durably, before it is sent."""
+    def count_request(self, day: date, bucket: str = "research") -> None:
+        """Count one request against ``day``'s quota, durably, before it is sent.
+
+        The commit also makes any records staged by pages still in progress durable;
+        that is harmless: their page is not marked done, so a crash re-asks the page
+        and the ledger's keys drop the records it already holds.
+        """
         self._db.execute(
-            "INSERT INTO requests (day, count) VALUES (?, 1) "
-            "ON CONFLICT (day) DO UPDATE SET count = count + 1",
-            (day.isoformat(),),
+            "INSERT INTO requests (day, count) VALUES (?, 1) ON CONFLICT (day) DO UPDATE SET count = count + 1",
+            (self._quota_key(day, bucket),),
         )
         self._db.commit()
-        return self.requests_on(day)

@@ -41,6 +41,8 @@ TIKTOK_FEED_FORMATS = _env("TIKTOK_FEED_FORMATS", "jsonl,csv").split(",")
 # --- Quota -------------------------------------------------------------------
 # Requests per UTC day, counted across runs; the crawl stops cleanly before it.
 TIKTOK_DAILY_REQUEST_LIMIT = int(_env("TIKTOK_DAILY_REQUEST_LIMIT", "1000"))
+# Followers and following have a quota of their own: 20,000 calls per UTC day.
+TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT = int(_env("TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT", "20000"))
 # When the quota is spent, wait for the next UTC midnight and go on (else stop).
 TIKTOK_WAIT_FOR_QUOTA_RESET = _env("TIKTOK_WAIT_FOR_QUOTA_RESET", "false").lower() in ("1", "true", "yes")
 

@@ -63,6 +63,8 @@ def write_feed(ledger: Ledger, kind: RecordKind, path: Path, fmt: str) -> int:
                 # faster with them than with dataclass instances
                 exporter.export_item({name: record.get(name) for name in names})
                 count += 1
+            if count == 0:  # still a header, so that an empty table reads back with its columns
+                exporter.csv_writer.writerow(names)
             exporter.finish_exporting()
         handle.flush()
         os.fsync(handle.fileno())

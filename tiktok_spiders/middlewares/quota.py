@@ -13,6 +13,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from scrapy.exceptions import IgnoreRequest
 
@@ -40,10 +41,14 @@ def seconds_to_utc_midnight() -> float:
     return (midnight - now).total_seconds() + 1
 
 
+FOLLOW_PATHS = (api.FOLLOWERS_PATH, api.FOLLOWING_PATH)
+
+
 class DailyQuotaMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.limit = crawler.settings.getint("TIKTOK_DAILY_REQUEST_LIMIT")
+        self.follow_limit = crawler.settings.getint("TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT")
         self.wait = crawler.settings.getbool("TIKTOK_WAIT_FOR_QUOTA_RESET")
         self.ledger = Ledger.for_crawler(crawler)
 
@@ -69,9 +74,15 @@ class DailyQuotaMiddleware:
     async def process_request(self, request: Request) -> None:
         if not self._counts(request):
             return
-        while self.ledger.requests_on(utc_today()) >= self.limit:
-            await self._quota_spent(f"Today's {self.limit} requests (TIKTOK_DAILY_REQUEST_LIMIT) are spent")
-        self.ledger.count_request(utc_today())
+        # followers and following have a quota of their own (20,000 calls a day)
+        follow = urlparse(request.url).path in FOLLOW_PATHS
+        bucket, limit, name = (
+            ("follow", self.follow_limit, "TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT") if follow
+            else ("research", self.limit, "TIKTOK_DAILY_REQUEST_LIMIT")
+        )
+        while self.ledger.requests_on(utc_today(), bucket) >= limit:
+            await self._quota_spent(f"Today's {limit} requests ({name}) are spent")
+        self.ledger.count_request(utc_today(), bucket)
         self.crawler.stats.inc_value("tiktok/requests")
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:

@@ -1,0 +1,179 @@
+"""``scrapy study STUDY.toml``: a whole study as one reproducible, resumable command.
+
+The study file names the stages to run, in order, and the arguments of each
+(the spiders' own ``-a`` arguments); each stage reads its seeds from the feed
+the previous one wrote.  Every stage is an ordinary ``scrapy crawl`` in a child
+process, so it keeps its exit status, summary and resume.  A stage that finished
+is recorded in the ledger and skipped when the study is run again; the command
+ends with one table of what was collected, what is missing and why.
+
+    [study]
+    stages = ["videos", "comments", "users"]
+    data_dir = "data/climate"        # optional: TIKTOK_DATA_DIR otherwise
+
+    [videos]
+    hashtags = "climate,vote"
+    start_date = "2024-01-01"
+    end_date = "2024-03-31"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scrapy.commands import ScrapyCommand
+from scrapy.exceptions import UsageError
+
+from tiktok_spiders.items import KINDS, unavailable_kind
+from tiktok_spiders.ledger import DONE, Ledger
+from tiktok_spiders.spiders.base import ApiSpider, BadArgument
+
+if TYPE_CHECKING:
+    import argparse
+
+    from scrapy.spiderloader import SpiderLoaderProtocol
+
+STAGE_LEDGER_NAME = "study"
+
+
+class StudyFileError(ValueError):
+    """A study file that cannot be run: said in one line."""
+
+
+def load_study(path: Path, spider_names: list[str]) -> tuple[list[str], dict[str, dict[str, str]], str | None]:
+    """``(stages, arguments per stage, data_dir)`` of a study file, checked."""
+    if not path.is_file():
+        raise StudyFileError(f"study file {path} does not exist")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise StudyFileError(f"{path} is not valid TOML: {error}") from None
+    study = document.get("study", {})
+    stages = study.get("stages")
+    if not isinstance(stages, list) or not stages or not all(isinstance(stage, str) for stage in stages):
+        raise StudyFileError(f'{path}: [study] needs stages = ["videos", ...]')
+    unknown = [stage for stage in (*stages, *(key for key in document if key != "study")) if stage not in spider_names]
+    if unknown:
+        raise StudyFileError(f"{path}: unknown stage {unknown[0]!r} (one of {', '.join(sorted(spider_names))})")
+    arguments = {stage: {key: _argument(value) for key, value in document.get(stage, {}).items()} for stage in stages}
+    data_dir = study.get("data_dir")
+    return stages, arguments, str(data_dir) if data_dir else None
+
+
+def _argument(value: Any) -> str:
+    """A TOML value as a spider argument: lists become comma lists, tables inline JSON."""
+    if isinstance(value, list):
+        return ",".join(str(element) for element in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def stage_key(stage: str, arguments: dict[str, str]) -> str:
+    """The ledger's name for a stage run with these arguments."""
+    digest = hashlib.sha1(json.dumps(arguments, sort_keys=True).encode()).hexdigest()[:12]  # noqa: S324
+    return f"{stage}:{digest}"
+
+
+def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], loader: SpiderLoaderProtocol) -> str:
+    """One table: per stage, its outcome, seeds done / failed / open, records, and why."""
+    rows = [("stage", "outcome", "done", "failed", "open", "records", "unavailable")]
+    reasons = []
+    for stage in stages:
+        counts = ledger.seed_counts(stage)
+        spidercls = loader.load(stage)
+        feeds = [kind.feed for kind in spidercls.kinds if kind.feed != unavailable_kind(stage).feed
+                 and kind.item_class in KINDS]
+        records = ", ".join(f"{ledger.count_records(feed)} {feed}" for feed in feeds)
+        unavailable = ledger.count_records(unavailable_kind(stage).feed)
+        rows.append((stage, outcomes.get(stage, "not run"), str(counts.get(DONE, 0)), str(counts.get("failed", 0)),
+                     str(counts.get("open", 0)), records, str(unavailable)))
+        reasons += [f"  {stage} {seed}: {why}" for seed, why in ledger.failed_seeds(stage, limit=5)]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    if reasons:
+        lines += ["", "Missing, and why (first 5 per stage):", *reasons]
+    return "\n".join(lines)
+
+
+class Command(ScrapyCommand):
+    requires_project = True
+    requires_crawler_process = False
+
+    def syntax(self) -> str:
+        return "STUDY.toml"
+
+    def short_desc(self) -> str:
+        return "Run the stages of a study file in order, resumably, and summarise what is missing"
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
+        parser.add_argument("--fresh", action="store_true", help="run every stage again from the start")
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if len(args) != 1:
+            raise UsageError("give one study file")
+        assert self.settings is not None
+        from scrapy.spiderloader import get_spider_loader
+
+        loader = get_spider_loader(self.settings)
+        try:
+            stages, arguments, data_dir = load_study(Path(args[0]), loader.list())
+            settings = self.settings.copy()
+            if data_dir:  # wins over the environment and .env, not over -s
+                settings.set("TIKTOK_DATA_DIR", data_dir, priority="project")
+            for index, stage in enumerate(stages):
+                spidercls = loader.load(stage)
+                # a later stage's seed feed is written by an earlier one: check only the first
+                if index == 0 and issubclass(spidercls, ApiSpider):
+                    spidercls.check(settings, **arguments[stage])
+        except (StudyFileError, BadArgument) as error:
+            print(f"error: {error}", file=sys.stderr)
+            self.exitcode = 2
+            return
+        ledger = Ledger(settings["TIKTOK_DATA_DIR"])
+        outcomes: dict[str, str] = {}
+        try:
+            for stage in stages:
+                key = stage_key(stage, arguments[stage])
+                state = ledger.seed(STAGE_LEDGER_NAME, key)
+                if state is not None and state.status == DONE and not opts.fresh:
+                    outcomes[stage] = "done earlier"
+                    print(f"\n== {stage}: finished in an earlier run, skipped", flush=True)
+                    continue
+                stage_arguments = {**arguments[stage], **({"fresh": "true"} if opts.fresh else {})}
+                status = self._crawl(stage, stage_arguments, settings["TIKTOK_DATA_DIR"], opts.set)
+                outcomes[stage] = "finished" if status == 0 else f"stopped (exit {status})"
+                if status != 0:
+                    self.exitcode = status
+                    break
+                ledger.finish_page(STAGE_LEDGER_NAME, key, cursor=None, search_id=None, has_more=False)
+            print("\nStudy summary\n" + summary_table(ledger, stages, outcomes, loader), flush=True)
+            if self.exitcode:
+                print("The study is incomplete: run the same command again to continue.", flush=True)
+        finally:
+            ledger.close()
+
+    def _crawl(self, stage: str, arguments: dict[str, str], data_dir: str, overrides: list[str]) -> int:
+        """One stage as ``scrapy crawl`` in a child process (with this command's ``-s``); its exit status."""
+        command = [sys.executable, "-m", "scrapy.cmdline", "crawl", stage]
+        for name, value in arguments.items():
+            command += ["-a", f"{name}={value}"]
+        for setting in overrides:
+            command += ["-s", setting]
+        print(f"\n== {stage}: scrapy crawl {stage} " + " ".join(f"-a {k}={v}" for k, v in arguments.items()), flush=True)
+        child = subprocess.Popen(command, env={**os.environ, "TIKTOK_DATA_DIR": data_dir})
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too: let it shut down cleanly and save what it has
+            return child.wait()
