@@ -6,5 +6,5 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[parquet]'
+.venv/bin/python -m pip install --quiet -e .
 exec .venv/bin/python -m tiktok_spiders.demo "$@"

@@ -7,5 +7,5 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test,parquet]'
+.venv/bin/python -m pip install --quiet -e '.[test]'
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,97 @@
+"""``scrapy tables``: a study's feeds as analysis-ready CSV or Parquet tables.
+
+    scrapy tables                                   # every table of TIKTOK_DATA_DIR -> <data dir>/tables/*.parquet
+    scrapy tables videos comments --format csv      # some of them, as CSV
+    scrapy tables videos --inputs a/videos.jsonl b/videos.csv --output all-videos.parquet
+    scrapy tables videos --where "view_count > 1000" --columns id,username --output popular.csv
+
+Videos come with their URL and their authors' profiles (``author_*``), comments
+with their video's URL and author (``video_*``).  ``--where`` (a pandas query)
+and ``--columns`` select what the next stage should be seeded with: the result
+is a feed ``scrapy crawl comments -a videos=popular.csv`` can read.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scrapy.commands import ScrapyCommand
+from scrapy.exceptions import UsageError
+
+from tiktok_spiders import tables
+
+if TYPE_CHECKING:
+    import argparse
+
+    import pandas as pd
+
+
+class Command(ScrapyCommand):
+    requires_project = True
+    requires_crawler_process = False
+
+    def syntax(self) -> str:
+        return "[TABLE ...] [options]"
+
+    def short_desc(self) -> str:
+        return "Write a study's feeds as typed, joined CSV or Parquet tables"
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
+        parser.add_argument("--data-dir", help="the study's data directory (default TIKTOK_DATA_DIR)")
+        parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+        parser.add_argument("--output-dir", help="where tables go (default <data dir>/tables)")
+        parser.add_argument("--output", help="one table's file (its suffix sets the format)")
+        parser.add_argument("--inputs", nargs="+", help="feed files to combine into one table (instead of the data dir)")
+        parser.add_argument("--where", help='keep the rows matching a pandas query, e.g. "view_count > 1000"')
+        parser.add_argument("--columns", help="keep these columns, e.g. id,username")
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        assert self.settings is not None
+        data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
+        try:
+            found = self._tables(args, opts, data_dir)
+            if opts.output and len(found) != 1:
+                raise UsageError("--output writes one table: name it")
+            out_dir = Path(opts.output_dir) if opts.output_dir else data_dir / "tables"
+            for name, frame in found.items():
+                frame = self._select(frame, opts)
+                path = Path(opts.output) if opts.output else out_dir / f"{name}.{opts.format}"
+                tables.export(frame, path)
+                print(f"{path}  ({len(frame):,} rows, {len(frame.columns)} columns)")
+        except (ValueError, KeyError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            self.exitcode = 2
+
+    def _tables(self, names: list[str], opts: argparse.Namespace, data_dir: Path) -> dict[str, pd.DataFrame]:
+        if opts.inputs:
+            name = names[0] if names else Path(opts.inputs[0]).stem
+            missing = [path for path in opts.inputs if not Path(path).is_file()]
+            if missing:
+                raise ValueError(f"{missing[0]} does not exist")
+            frame = tables.load(opts.inputs, key=tables.FEED_KEYS.get(name))
+            return {name: tables.with_urls(frame) if name == "videos" else frame}
+        if not data_dir.is_dir():
+            raise ValueError(f"data directory {data_dir} does not exist")
+        found = tables.study_tables(data_dir)
+        unknown = [name for name in names if name not in found]
+        if unknown:
+            raise ValueError(f"no {unknown[0]} feed in {data_dir} (found: {', '.join(found) or 'none'})")
+        return {name: found[name] for name in names} if names else found
+
+    @staticmethod
+    def _select(frame: pd.DataFrame, opts: argparse.Namespace) -> pd.DataFrame:
+        if opts.where:
+            try:
+                frame = frame.query(opts.where)
+            except Exception as error:  # pandas raises many kinds for a bad expression
+                raise ValueError(f"--where {opts.where!r}: {error}") from None
+        if opts.columns:
+            columns = [column.strip() for column in opts.columns.split(",") if column.strip()]
+            unknown = [column for column in columns if column not in frame.columns]
+            if unknown:
+                raise ValueError(f"--columns: no column {unknown[0]!r}")
+            frame = frame[columns]
+        return frame

@@ -1,0 +1,214 @@
+"""Analysis-ready tables: feeds as pandas DataFrames with the right dtypes, joined.
+
+This replaces the R step that glued JSON pages into tables::
+
+    from tiktok_spiders import tables
+    videos = tables.load("data/videos.jsonl")               # one feed, or many: load([...])
+    study = tables.study_tables("data")                       # every feed of a study, joined
+    tables.export(study["videos"], "videos.parquet")
+
+Ids are int64 (nullable ``Int64`` where the API left them out) and never pass
+through floats; ``create_time`` and ``playlist_last_updated`` are UTC datetimes;
+lists stay lists and objects dicts (also when read from CSV); flags are booleans.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tiktok_spiders.items import KINDS
+from tiktok_spiders.seeds import feed_format, read_records
+
+ID_COLUMNS = ("id", "video_id", "music_id", "playlist_id", "parent_comment_id")
+COUNT_COLUMNS = (
+    "like_count", "comment_count", "share_count", "view_count", "favorites_count", "video_duration", "reply_count",
+    "follower_count", "following_count", "likes_count", "video_count", "playlist_item_total", "position",
+)
+TIME_COLUMNS = ("create_time", "playlist_last_updated")
+BOOL_COLUMNS = ("is_stem_verified", "is_verified")
+JSON_COLUMNS = (
+    "effect_ids", "hashtag_names", "hashtag_info_list", "sticker_info_list", "effect_info_list",
+    "video_mention_list", "video_label", "video_tag",
+)
+#: The feeds of a study, and the columns that identify a record in each.
+FEED_KEYS = {kind.feed: list(kind.key_fields) for kind in KINDS.values()}
+FEED_COLUMNS = {kind.feed: [field.name for field in fields(kind.item_class)] for kind in KINDS.values()}
+
+
+def _columns_of(feed: str) -> list[str]:
+    """The columns of a feed, known even when it is empty."""
+    if feed.endswith("_unavailable"):
+        return FEED_COLUMNS["users_unavailable"]
+    return FEED_COLUMNS.get(feed, [])
+
+
+def video_url(username: Any, video_id: Any) -> str | None:
+    if not isinstance(username, str) or not username or pd.isna(video_id):
+        return None
+    return f"https://www.tiktok.com/@{username}/video/{int(video_id)}"
+
+
+def _column_type(column: str) -> str | None:
+    """``id``, ``count``, ``time``, ``bool``, ``json`` or None, also for joined ``author_*`` / ``video_*`` columns."""
+    for name in (column, column.removeprefix("author_"), column.removeprefix("video_")):
+        for kind, columns in (("id", ID_COLUMNS), ("count", COUNT_COLUMNS), ("time", TIME_COLUMNS),
+                              ("bool", BOOL_COLUMNS), ("json", JSON_COLUMNS)):
+            if name in columns:
+                return kind
+    return None
+
+
+def _missing(value: Any) -> bool:
+    if isinstance(value, str):
+        return value == ""
+    if value is None or isinstance(value, list | dict) or hasattr(value, "__len__"):
+        return value is None
+    return bool(pd.isna(value))
+
+
+def _times(values: Iterable[Any]) -> pd.Series:
+    """Unix seconds (the API's) or ISO 8601 text (our CSV tables) as UTC datetimes."""
+    return pd.Series(
+        [pd.NaT if _missing(value) else pd.Timestamp(int(value), unit="s", tz="UTC")
+         if isinstance(value, int) or str(value).isdigit() else pd.Timestamp(value).tz_convert("UTC")
+         for value in values],
+        dtype="datetime64[ns, UTC]",
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Parquet gives lists back as arrays: make them lists again (also inside objects)."""
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_plain(element) for element in value]
+    if isinstance(value, dict):
+        return {key: _plain(element) for key, element in value.items()}
+    return value
+
+
+def typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The documented dtypes, whatever the feed's format."""
+    frame = frame.copy()
+    for column in frame.columns:
+        values = list(frame[column])
+        kind = _column_type(column)
+        if kind in ("id", "count"):
+            exact = pd.array([None if _missing(value) else int(value) for value in values], dtype="Int64")
+            frame[column] = exact.astype("int64") if not exact.isna().any() else exact
+        elif kind == "time":
+            frame[column] = _times(values).to_numpy()
+        elif kind == "bool":
+            frame[column] = pd.array(
+                [None if _missing(value) else value if isinstance(value, bool) else str(value).lower() == "true"
+                 for value in values],
+                dtype="boolean",
+            )
+        elif kind == "json":
+            frame[column] = [None if _missing(value) else json.loads(value) if isinstance(value, str) else _plain(value)
+                             for value in values]
+    return frame
+
+
+def read_feed(path: str | Path) -> pd.DataFrame:
+    """One feed file (JSON Lines, JSON or CSV, as the spiders write them), typed."""
+    path = Path(path)
+    if feed_format(path) == "csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
+    else:
+        def malformed() -> None:
+            raise ValueError(f"{path}: a line is not a JSON record")
+
+        frame = pd.DataFrame.from_records(list(read_records(path, malformed)))
+    return typed(frame)
+
+
+def load(paths: str | Path | Iterable[str | Path], key: list[str] | None = None) -> pd.DataFrame:
+    """One feed, or many feeds of the same kind combined, each record once.
+
+    ``key`` names the columns that identify a record (default: from the feed's
+    name, e.g. ``id`` for videos, ``seed_username`` + ``username`` for followers).
+    """
+    paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(path) for path in paths]
+    frames = [read_feed(path) for path in paths]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if frame.empty and not len(frame.columns):
+        frame = pd.DataFrame(columns=_columns_of(paths[0].stem))
+    key = key or FEED_KEYS.get(paths[0].stem) or [column for column in ("id", "username") if column in frame][:1]
+    if key and all(column in frame for column in key) and len(frame):
+        frame = frame.drop_duplicates(subset=key, keep="first", ignore_index=True)
+    return frame
+
+
+def with_urls(videos: pd.DataFrame, username: str = "username", video_id: str = "id", column: str = "url") -> pd.DataFrame:
+    videos = videos.copy()
+    videos[column] = [video_url(u, v) for u, v in zip(videos[username], videos[video_id], strict=True)]
+    return videos
+
+
+def videos_with_authors(videos: pd.DataFrame, users: pd.DataFrame | None) -> pd.DataFrame:
+    """Each video with its URL and its author's profile (``author_*`` columns)."""
+    videos = with_urls(videos)
+    if users is None or users.empty:
+        return videos
+    authors = users.rename(columns={column: f"author_{column}" for column in users.columns if column != "username"})
+    # typed again: the left join turns the counts of unknown authors into float NaN
+    return typed(videos.merge(authors, how="left", on="username", validate="many_to_one"))
+
+
+def comments_with_videos(comments: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFrame:
+    """Each comment with the URL, author and creation time of its video (``video_*`` columns)."""
+    videos = with_urls(videos)[["id", "username", "url", "create_time"]].rename(
+        columns={"id": "video_id", "username": "video_username", "url": "video_url", "create_time": "video_create_time"}
+    )
+    return typed(comments.merge(videos, how="left", on="video_id", validate="many_to_one"))
+
+
+def study_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """Every feed of a data directory as a table; videos with authors, comments with videos."""
+    data_dir = Path(data_dir)
+    found: dict[str, pd.DataFrame] = {}
+    for feed in FEED_KEYS | {name[:-6]: [] for name in (p.name for p in data_dir.glob("*_unavailable.jsonl"))}:
+        for suffix in (".jsonl", ".csv"):
+            if (data_dir / f"{feed}{suffix}").is_file():
+                found[feed] = load(data_dir / f"{feed}{suffix}")
+                break
+    if "videos" in found:
+        if "comments" in found:
+            found["comments"] = comments_with_videos(found["comments"], found["videos"])
+        found["videos"] = videos_with_authors(found["videos"], found.get("users"))
+    return found
+
+
+def export(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Path:
+    """Write a table as CSV (lists and objects as JSON text, times ISO 8601) or Parquet."""
+    path = Path(path)
+    fmt = fmt or path.suffix.lstrip(".")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    if fmt == "parquet":
+        frame.to_parquet(partial, index=False)
+    elif fmt == "csv":
+        out = frame.copy()
+        for column in out.columns:
+            if _column_type(column) == "json":
+                out[column] = [None if value is None else json.dumps(value, ensure_ascii=False) for value in out[column]]
+        out.to_csv(partial, index=False, encoding="utf-8")
+    else:
+        raise ValueError(f"unknown table format {fmt!r} (use csv or parquet)")
+    partial.replace(path)
+    return path
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A table written by :func:`export` read back with its dtypes."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return typed(pd.read_parquet(path))
+    return read_feed(path)
