@@ -226,3 +226,14 @@ async def test_an_expired_search_id_costs_one_request_on_resume(fresh_emulator: 
         assert "search_id" not in window[1]["body"] and window[1]["status"] == 200  # one new search...
         assert window[2]["body"]["cursor"] == 100 and window[2]["status"] == 200  # ...straight back to the cursor
         assert all(e["body"].get("cursor", 0) >= 100 for e in window[2:])
+
+
+@deferred_f_from_coro_f
+async def test_the_request_rate_cap_holds(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    users = list(fresh_emulator.corpus.users)[:30]
+    started = time.monotonic()
+    crawler = await crawl(UsersSpider, settings_for(fresh_emulator, tmp_path, TIKTOK_MAX_REQUESTS_PER_SECOND=20),
+                          usernames=",".join(users))
+    elapsed = time.monotonic() - started
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    assert elapsed >= 29 / 20, "30 requests at 20 per second take at least 1.45 s"

@@ -54,6 +54,14 @@ TIKTOK_RETRY_TIMES = int(_env("TIKTOK_RETRY_TIMES", "8"))
 TIKTOK_RETRY_BACKOFF_BASE = float(_env("TIKTOK_RETRY_BACKOFF_BASE", "1.0"))
 TIKTOK_RETRY_BACKOFF_MAX = float(_env("TIKTOK_RETRY_BACKOFF_MAX", "60"))
 
+# --- Pace -----------------------------------------------------------------------
+# At most this many requests per second (0: no cap).  Off by default: at the API's
+# latencies (seconds) 16 concurrent requests stay below the official client's 10/s,
+# and 429 rate_limit_exceeded answers are retried after Retry-After or a backoff.
+TIKTOK_MAX_REQUESTS_PER_SECOND = float(_env("TIKTOK_MAX_REQUESTS_PER_SECOND", "0"))
+# The cap is exact (Scrapy would otherwise vary the delay between 0.5x and 1.5x).
+DOWNLOAD_DELAY_JITTER = 0
+
 # --- Query semantics ---------------------------------------------------------
 # The API's docs disagree on whether end_date is inclusive; evidence says it is.
 # Set false to send end_date + 1 day so that the requested last day is covered.
