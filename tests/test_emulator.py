@@ -16,7 +16,15 @@ from tiktok_spiders import api
 from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, Corpus, Emulator
 
 VIDEO_FIELDS = ",".join(api.VIDEO_FIELDS)
-BROAD_QUERY = {"or": [{"field_name": "hashtag_name", "operation": "IN", "field_values": ["climate", "vote", "fyp", "cats", "news", "music"]}]}
+BROAD_QUERY = {
+    "or": [
+        {
+            "field_name": "hashtag_name",
+            "operation": "IN",
+            "field_values": ["climate", "vote", "fyp", "cats", "news", "music"],
+        }
+    ]
+}
 QUERY_BODY = {"query": BROAD_QUERY, "start_date": "20240101", "end_date": "20240130", "max_count": 100}
 
 
@@ -52,8 +60,11 @@ def test_token_has_the_documented_shape(emulator: Emulator) -> None:
     [
         (f"client_key={DEMO_CLIENT_KEY}&client_secret=wrong&grant_type=client_credentials", 401, "invalid_client"),
         (f"client_key={DEMO_CLIENT_KEY}&grant_type=client_credentials", 400, "invalid_request"),
-        (f"client_key={DEMO_CLIENT_KEY}&client_secret={DEMO_CLIENT_SECRET}&grant_type=password", 400,
-         "unsupported_grant_type"),
+        (
+            f"client_key={DEMO_CLIENT_KEY}&client_secret={DEMO_CLIENT_SECRET}&grant_type=password",
+            400,
+            "unsupported_grant_type",
+        ),
     ],
 )
 def test_token_errors_are_flat_oauth_errors(emulator: Emulator, form: str, status: int, error: str) -> None:
@@ -76,8 +87,10 @@ def test_research_endpoints_refuse_a_missing_or_unknown_token(emulator: Emulator
 
 def test_video_pages_have_the_real_responses_shape(emulator: Emulator) -> None:
     real = json.loads((REAL_RESPONSES / "api_videos_response_page_1_of_2.json").read_text())
-    fields = "id,username,create_time,region_code,video_description,music_id,like_count,comment_count,share_count,view_count,hashtag_names"
-    status, payload, headers = call(emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token_for(emulator), fields=fields)
+    fields = ",".join(real["data"]["videos"][0])  # the fields the real page was asked for
+    status, payload, headers = call(
+        emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token_for(emulator), fields=fields
+    )
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     assert set(payload) == set(real) == {"data", "error"}
     assert set(payload["data"]) == set(real["data"])
@@ -132,14 +145,18 @@ def test_usernames_sometimes_carry_nul_bytes_like_real_data() -> None:
         ({"query": {}}, "at least one non-empty"),
         ({"query": {"and": [{"field_name": "hashtag", "operation": "IN", "field_values": ["x"]}]}}, "field_name"),
         ({"query": {"and": [{"field_name": "hashtag_name", "operation": "LIKE", "field_values": ["x"]}]}}, "operation"),
-        ({"query": {"and": [{"field_name": "region_code", "operation": "EQ", "field_values": ["US", "GB"]}]}},
-         "must have one field value"),
+        (
+            {"query": {"and": [{"field_name": "region_code", "operation": "EQ", "field_values": ["US", "GB"]}]}},
+            "must have one field value",
+        ),
         ({"query": {"and": [{"field_name": "region_code", "operation": "IN", "field_values": ["UK"]}]}}, "region code"),
         ({"search_id": "123"}, "Search Id 123 is invalid or expired"),
     ],
 )
 def test_invalid_video_queries_are_invalid_params(emulator: Emulator, change: dict, message: str) -> None:
-    status, payload, _ = call(emulator, api.VIDEO_QUERY_PATH, {**QUERY_BODY, **change}, token=token_for(emulator), fields="id")
+    status, payload, _ = call(
+        emulator, api.VIDEO_QUERY_PATH, {**QUERY_BODY, **change}, token=token_for(emulator), fields="id"
+    )
     assert status == 400
     assert payload["error"]["code"] == "invalid_params"
     assert message in payload["error"]["message"]
@@ -149,18 +166,25 @@ def test_unknown_fields_are_rejected_including_the_british_spelling(emulator: Em
     for fields in ("id,favourites_count", "id,nonsense", None):
         status, payload, _ = call(emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token_for(emulator), fields=fields)
         assert status == 400 and payload["error"]["code"] == "invalid_params"
-    status, _, _ = call(emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token_for(emulator), fields="%20id,%20create_time%20")
+    status, _, _ = call(
+        emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token_for(emulator), fields="%20id,%20create_time%20"
+    )
     assert status == 200
 
 
 def test_query_operations_filter_as_documented(emulator: Emulator) -> None:
     token = token_for(emulator)
-    body = {**QUERY_BODY, "query": {
-        "or": [{"field_name": "keyword", "operation": "IN", "field_values": ["storm", "rain"]}],
-        "not": [{"field_name": "video_length", "operation": "EQ", "field_values": ["SHORT"]}],
-        "and": [{"field_name": "view_count", "operation": "GTE", "field_values": ["3"]},
-                {"field_name": "create_date", "operation": "LT", "field_values": ["20240115"]}],
-    }}
+    body = {
+        **QUERY_BODY,
+        "query": {
+            "or": [{"field_name": "keyword", "operation": "IN", "field_values": ["storm", "rain"]}],
+            "not": [{"field_name": "video_length", "operation": "EQ", "field_values": ["SHORT"]}],
+            "and": [
+                {"field_name": "view_count", "operation": "GTE", "field_values": ["3"]},
+                {"field_name": "create_date", "operation": "LT", "field_values": ["20240115"]},
+            ],
+        },
+    }
     videos, _ = page_through(emulator, token, body, fields="id,video_description,video_duration,view_count,create_time")
     assert videos
     for video in videos:
@@ -174,7 +198,9 @@ def test_query_operations_filter_as_documented(emulator: Emulator) -> None:
 
 
 def test_is_random_returns_one_unpaginated_sample(emulator: Emulator) -> None:
-    status, payload, _ = call(emulator, api.VIDEO_QUERY_PATH, {**QUERY_BODY, "is_random": True}, token=token_for(emulator), fields="id")
+    status, payload, _ = call(
+        emulator, api.VIDEO_QUERY_PATH, {**QUERY_BODY, "is_random": True}, token=token_for(emulator), fields="id"
+    )
     assert status == 200
     assert 1 <= len(payload["data"]["videos"]) <= 100 and payload["data"]["has_more"] is False
 
@@ -192,7 +218,9 @@ def comment_pages(emulator: Emulator, token: str, video_id: int) -> list[dict]:
     comments, cursor = [], 0
     while True:
         body = {"video_id": video_id, "max_count": 100, "cursor": cursor}
-        status, payload, _ = call(emulator, api.COMMENT_LIST_PATH, body, token=token, fields=",".join(api.COMMENT_FIELDS))
+        status, payload, _ = call(
+            emulator, api.COMMENT_LIST_PATH, body, token=token, fields=",".join(api.COMMENT_FIELDS)
+        )
         assert status == 200, payload
         comments.extend(payload["data"]["comments"])
         cursor = payload["data"]["cursor"]
@@ -212,7 +240,9 @@ def test_comments_have_the_real_shape_and_the_1000_cap(emulator: Emulator) -> No
     assert any(comment["parent_comment_id"] != big["id"] for comment in comments), "replies are mixed in"
     real_keys = set(real["data"]["comments"][0])
     assert {key for comment in comments for key in comment} == real_keys | {"reply_count"}
-    status, payload, _ = call(emulator, api.COMMENT_LIST_PATH, {"video_id": big["id"], "cursor": 1000}, token=token_for(emulator), fields="id")
+    status, payload, _ = call(
+        emulator, api.COMMENT_LIST_PATH, {"video_id": big["id"], "cursor": 1000}, token=token_for(emulator), fields="id"
+    )
     assert status == 400 and payload["error"]["message"] == "Invalid count or cursor"
 
 
@@ -221,10 +251,20 @@ def test_replies_of_a_comment(emulator: Emulator) -> None:
     video = next(video for video in emulator.corpus.videos if 50 < video["comment_count"] < 200)
     comments = comment_pages(emulator, token, video["id"])
     parent = max((c for c in comments if c["parent_comment_id"] == video["id"]), key=lambda c: c["reply_count"])
-    status, payload, _ = call(emulator, api.COMMENT_LIST_PATH, {"comment_id": parent["id"], "max_count": 100}, token=token, fields="id,parent_comment_id")
+    status, payload, _ = call(
+        emulator,
+        api.COMMENT_LIST_PATH,
+        {"comment_id": parent["id"], "max_count": 100},
+        token=token,
+        fields="id,parent_comment_id",
+    )
     assert status == 200
-    assert payload["data"]["comments"] and all(c["parent_comment_id"] == parent["id"] for c in payload["data"]["comments"])
-    status, payload, _ = call(emulator, api.COMMENT_LIST_PATH, {"comment_id": 1, "video_id": 2}, token=token, fields="id")
+    assert payload["data"]["comments"] and all(
+        c["parent_comment_id"] == parent["id"] for c in payload["data"]["comments"]
+    )
+    status, payload, _ = call(
+        emulator, api.COMMENT_LIST_PATH, {"comment_id": 1, "video_id": 2}, token=token, fields="id"
+    )
     assert status == 400
 
 
@@ -236,16 +276,22 @@ def test_user_info_available_not_found_and_refused(emulator: Emulator) -> None:
     corpus = emulator.corpus
     available = next(name for name in corpus.users if corpus.unavailable_reason(name) is None)
     private = next(name for name, status in corpus.user_status.items() if status == "private")
-    status, payload, _ = call(emulator, api.USER_INFO_PATH, {"username": available}, token=token, fields=",".join(api.USER_FIELDS))
+    status, payload, _ = call(
+        emulator, api.USER_INFO_PATH, {"username": available}, token=token, fields=",".join(api.USER_FIELDS)
+    )
     assert status == 200 and "username" not in payload["data"]
     assert payload["data"] == corpus.expected_users([available])[0][available]
-    status, payload, _ = call(emulator, api.USER_INFO_PATH, {"username": "nobody_at_all"}, token=token, fields="display_name")
+    status, payload, _ = call(
+        emulator, api.USER_INFO_PATH, {"username": "nobody_at_all"}, token=token, fields="display_name"
+    )
     assert status == 400 and api.user_unavailable_reason(payload["error"]["message"]) == "not_found"
     status, payload, _ = call(emulator, api.USER_INFO_PATH, {"username": private}, token=token, fields="display_name")
     assert status == 400 and api.user_unavailable_reason(payload["error"]["message"]) == "refused"
 
 
-def follow_pages(emulator: Emulator, token: str, path: str, key: str, username: str, fields: str | None = None) -> list[dict]:
+def follow_pages(
+    emulator: Emulator, token: str, path: str, key: str, username: str, fields: str | None = None
+) -> list[dict]:
     entries, body = [], {"username": username, "max_count": 37}
     while True:
         status, payload, _ = call(emulator, path, body, token=token, fields=fields)
@@ -268,8 +314,11 @@ def follow_pages(emulator: Emulator, token: str, path: str, key: str, username: 
 def test_user_lists_paginate_completely(emulator: Emulator, path: str, key: str, kind: str, fields: str | None) -> None:
     corpus = emulator.corpus
     username = next(
-        name for name in corpus.users
-        if corpus.unavailable_reason(name) is None and corpus.list_is_public(kind, name) and len(corpus.user_list(kind, name)) > 40
+        name
+        for name in corpus.users
+        if corpus.unavailable_reason(name) is None
+        and corpus.list_is_public(kind, name)
+        and len(corpus.user_list(kind, name)) > 40
     )
     entries = follow_pages(emulator, token_for(emulator), path, key, username, fields)
     expected = corpus.user_list(kind, username)
@@ -281,22 +330,34 @@ def test_user_lists_paginate_completely(emulator: Emulator, path: str, key: str,
 
 def test_private_lists_are_refused(emulator: Emulator) -> None:
     corpus = emulator.corpus
-    username = next(name for name in corpus.users if corpus.unavailable_reason(name) is None and not corpus.list_is_public("liked", name))
-    status, payload, _ = call(emulator, api.LIKED_VIDEOS_PATH, {"username": username}, token=token_for(emulator), fields="id")
+    username = next(
+        name
+        for name in corpus.users
+        if corpus.unavailable_reason(name) is None and not corpus.list_is_public("liked", name)
+    )
+    status, payload, _ = call(
+        emulator, api.LIKED_VIDEOS_PATH, {"username": username}, token=token_for(emulator), fields="id"
+    )
     assert status == 400 and api.user_unavailable_reason(payload["error"]["message"]) == "refused"
 
 
 def test_pinned_videos(emulator: Emulator) -> None:
     corpus = emulator.corpus
     username = next(name for name in corpus.users if corpus.unavailable_reason(name) is None and corpus.pinned(name))
-    status, payload, _ = call(emulator, api.PINNED_VIDEOS_PATH, {"username": username}, token=token_for(emulator), fields="id,create_time")
+    status, payload, _ = call(
+        emulator, api.PINNED_VIDEOS_PATH, {"username": username}, token=token_for(emulator), fields="id,create_time"
+    )
     assert status == 200
-    assert [video["id"] for video in payload["data"]["pinned_videos_list"]] == [v["id"] for v in corpus.pinned(username)]
+    assert [video["id"] for video in payload["data"]["pinned_videos_list"]] == [
+        v["id"] for v in corpus.pinned(username)
+    ]
 
 
 def test_playlist_answers_500_with_data(emulator: Emulator) -> None:
     playlist_id, video_ids = max(emulator.corpus.playlists.items(), key=lambda item: len(item[1]))
-    status, payload, _ = call(emulator, api.PLAYLIST_INFO_PATH, {"playlist_id": playlist_id, "max_count": 2}, token=token_for(emulator))
+    status, payload, _ = call(
+        emulator, api.PLAYLIST_INFO_PATH, {"playlist_id": playlist_id, "max_count": 2}, token=token_for(emulator)
+    )
     assert status == 500
     data = payload["data"]
     assert data["playlist_id"] == playlist_id and data["playlist_video_ids"] == video_ids[:2]
@@ -311,12 +372,17 @@ def test_playlist_answers_500_with_data(emulator: Emulator) -> None:
 def test_daily_quota_counts_failed_requests_then_answers_429(fresh_emulator: Emulator) -> None:
     fresh_emulator.faults.daily_requests = 3
     token = token_for(fresh_emulator)
-    statuses = [call(fresh_emulator, api.VIDEO_QUERY_PATH, {**QUERY_BODY, "max_count": 0}, token=token, fields="id")[0] for _ in range(3)]
+    statuses = [
+        call(fresh_emulator, api.VIDEO_QUERY_PATH, {**QUERY_BODY, "max_count": 0}, token=token, fields="id")[0]
+        for _ in range(3)
+    ]
     assert statuses == [400, 400, 400]
     status, payload, _ = call(fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token, fields="id")
     assert status == 429 and payload["error"]["code"] == "daily_quota_limit_exceeded"
     fresh_emulator.advance_days(1)
-    assert call(fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token_for(fresh_emulator), fields="id")[0] == 200
+    assert (
+        call(fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token_for(fresh_emulator), fields="id")[0] == 200
+    )
 
 
 def test_daily_record_quota(fresh_emulator: Emulator) -> None:
@@ -341,7 +407,10 @@ def test_rate_limit(fresh_emulator: Emulator) -> None:
     fresh_emulator.faults.rate_limit_per_second = 3
     fresh_emulator.faults.rate_limit_retry_after = 2
     token = token_for(fresh_emulator)
-    answers = [call(fresh_emulator, api.USER_INFO_PATH, {"username": "x"}, token=token, fields="display_name") for _ in range(5)]
+    answers = [
+        call(fresh_emulator, api.USER_INFO_PATH, {"username": "x"}, token=token, fields="display_name")
+        for _ in range(5)
+    ]
     limited = [(payload, headers) for status, payload, headers in answers if status == 429]
     assert limited and all(p["error"]["code"] == "rate_limit_exceeded" for p, _ in limited)
     assert limited[0][1]["Retry-After"] == "2"
@@ -353,7 +422,9 @@ def test_rate_limit(fresh_emulator: Emulator) -> None:
 )
 def test_error_faults(fresh_emulator: Emulator, switch: str, status: int, code: str | None) -> None:
     setattr(fresh_emulator.faults, switch, 1.0)
-    got, payload, headers = call(fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token_for(fresh_emulator), fields="id")
+    got, payload, headers = call(
+        fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token_for(fresh_emulator), fields="id"
+    )
     assert got == status
     if code:
         assert payload["error"]["code"] == code
@@ -393,7 +464,10 @@ def test_invalid_cursor_fault(fresh_emulator: Emulator) -> None:
     _, first, _ = call(fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token, fields="id")
     follow = {**QUERY_BODY, "cursor": first["data"]["cursor"], "search_id": first["data"]["search_id"]}
     status, payload, _ = call(fresh_emulator, api.VIDEO_QUERY_PATH, follow, token=token, fields="id")
-    assert status == 400 and payload == {"data": {}, "error": {**payload["error"], "code": "invalid_params", "message": "Invalid count or cursor"}}
+    assert status == 400 and payload == {
+        "data": {},
+        "error": {**payload["error"], "code": "invalid_params", "message": "Invalid count or cursor"},
+    }
 
 
 def test_empty_pages_with_has_more_lose_nothing(fresh_emulator: Emulator) -> None:
@@ -425,9 +499,23 @@ def test_request_log_never_holds_secrets(fresh_emulator: Emulator) -> None:
 
 def test_command_line_prints_its_url_first(tmp_path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tiktok_spiders.emulator", "--port", "0", "--videos", "300", "--users", "100",
-         "--internal-error-rate", "0.5", "--request-log", str(tmp_path / "log.jsonl")],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tiktok_spiders.emulator",
+            "--port",
+            "0",
+            "--videos",
+            "300",
+            "--users",
+            "100",
+            "--internal-error-rate",
+            "0.5",
+            "--request-log",
+            str(tmp_path / "log.jsonl"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         url = process.stdout.readline().strip()
@@ -443,9 +531,15 @@ def test_command_line_prints_its_url_first(tmp_path) -> None:
 
 
 def test_corpus_is_deterministic_across_processes() -> None:
-    code = "from tiktok_spiders.emulator.corpus import *; from datetime import date; " \
-           "c = Corpus(CorpusConfig(seed=7, videos=6000, users=1200, start_date=date(2024,1,1), days=120)); " \
-           "v = c.videos[1234]['id']; print(v, len(c.comments(v)), c.user_list('followers', next(iter(c.users)))[:1])"
-    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              env={"PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    code = (
+        "from tiktok_spiders.emulator.corpus import *; from datetime import date; "
+        "c = Corpus(CorpusConfig(seed=7, videos=6000, users=1200, start_date=date(2024,1,1), days=120)); "
+        "v = c.videos[1234]['id']; print(v, len(c.comments(v)), c.user_list('followers', next(iter(c.users)))[:1])"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": seed}
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert len(outputs) == 1

@@ -59,7 +59,9 @@ def test_nul_bytes_are_stripped_and_counted(pipeline: ValidationPipeline) -> Non
 def test_a_real_comment_page(pipeline: ValidationPipeline) -> None:
     payload = real("api_comments_response.json")
     spider = CommentsSpider(video_ids="7385291383449439519")
-    items = [pipeline.process_item(item) for item in spider.parse_records(payload["data"], {"video_id": 7385291383449439519})]
+    items = [
+        pipeline.process_item(item) for item in spider.parse_records(payload["data"], {"video_id": 7385291383449439519})
+    ]
     assert len(items) == 6
     assert [item.text for item in items][:3] == ["", "", ""]  # empty text is a real value, kept
     assert all(item.video_id == 7385291383449439519 == item.parent_comment_id for item in items)

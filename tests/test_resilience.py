@@ -14,6 +14,7 @@ from pathlib import Path
 from scrapy import signals
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+import tiktok_spiders.settings as project_settings
 from tests.conftest import (
     STUDY_ARGS,
     STUDY_DATES,
@@ -26,7 +27,6 @@ from tests.conftest import (
     settings_for,
     spider_args,
 )
-import tiktok_spiders.settings as project_settings
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator, Faults
 from tiktok_spiders.ledger import Ledger, utc_today
@@ -47,12 +47,17 @@ def assert_exactly(got: list, expected: list) -> None:
 
 def served_pages(api_emulator: Emulator, path: str = api.VIDEO_QUERY_PATH) -> list[str]:
     """Bodies of the pages the emulator answered with data (status 200)."""
-    return [json.dumps(entry["body"], sort_keys=True) for entry in request_log(api_emulator)
-            if entry["path"] == path and entry["status"] == 200]
+    return [
+        json.dumps(entry["body"], sort_keys=True)
+        for entry in request_log(api_emulator)
+        if entry["path"] == path and entry["status"] == 200
+    ]
 
 
 @deferred_f_from_coro_f
-async def test_a_study_with_every_fault_switched_on_collects_the_ground_truth(fresh_emulator: Emulator, tmp_path: Path) -> None:
+async def test_a_study_with_every_fault_switched_on_collects_the_ground_truth(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
     fresh_emulator.faults = Faults.all_on(rate_limit_per_second=80.0, daily_requests=100_000)
     settings = settings_for(fresh_emulator, tmp_path, TIKTOK_RETRY_TIMES=12)
     corpus = fresh_emulator.corpus
@@ -85,7 +90,9 @@ async def test_a_study_with_every_fault_switched_on_collects_the_ground_truth(fr
 
 
 @deferred_f_from_coro_f
-async def test_a_revoked_token_is_refreshed_and_the_request_sent_again(fresh_emulator: Emulator, tmp_path: Path) -> None:
+async def test_a_revoked_token_is_refreshed_and_the_request_sent_again(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
     crawler_box = {}
 
     def revoke_once(response, request, spider) -> None:
@@ -102,7 +109,9 @@ async def test_a_revoked_token_is_refreshed_and_the_request_sent_again(fresh_emu
     assert crawler.stats.get_value("finish_reason") == "finished"
     assert crawler.stats.get_value("tiktok/token/rejected") >= 1
     assert crawler.stats.get_value("tiktok/token/fetched") == 2
-    assert_exactly(ids(tmp_path / "comments.jsonl"), [c["id"] for c in fresh_emulator.corpus.expected_comments(video_ids)])
+    assert_exactly(
+        ids(tmp_path / "comments.jsonl"), [c["id"] for c in fresh_emulator.corpus.expected_comments(video_ids)]
+    )
 
 
 @deferred_f_from_coro_f
@@ -141,10 +150,17 @@ def test_kill_9_in_the_middle_then_the_same_command_finishes_exactly(fresh_emula
 
     fresh_emulator.faults.latency = 0.3  # API-like: answers slower than we process them
     before = len(request_log(fresh_emulator))
-    process = subprocess.Popen([sys.executable, "-m", "scrapy.cmdline", "crawl", "comments"], cwd=tmp_path,
-                               env={**{k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")}, **env,
-                                    "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scrapy.cmdline", "crawl", "comments"],
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")},
+            **env,
+            "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while len(request_log(fresh_emulator)) - before < uninterrupted // 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -208,7 +224,11 @@ async def test_an_expired_search_id_costs_one_request_on_resume(fresh_emulator: 
     settings = settings_for(fresh_emulator, tmp_path)
     crawler = await crawl(VideosSpider, settings, **STUDY_ARGS)
     assert crawler.stats.get_value("finish_reason") == "daily_quota_exhausted"
-    half_done = [entry["body"] for entry in request_log(fresh_emulator) if entry["status"] == 200 and entry["path"] == api.VIDEO_QUERY_PATH]
+    half_done = [
+        entry["body"]
+        for entry in request_log(fresh_emulator)
+        if entry["status"] == 200 and entry["path"] == api.VIDEO_QUERY_PATH
+    ]
     assert len(half_done) == 3
     fresh_emulator.expire_searches()
     fresh_emulator.advance_days(1)
@@ -232,8 +252,11 @@ async def test_an_expired_search_id_costs_one_request_on_resume(fresh_emulator: 
 async def test_the_request_rate_cap_holds(fresh_emulator: Emulator, tmp_path: Path) -> None:
     users = list(fresh_emulator.corpus.users)[:30]
     started = time.monotonic()
-    crawler = await crawl(UsersSpider, settings_for(fresh_emulator, tmp_path, TIKTOK_MAX_REQUESTS_PER_SECOND=20),
-                          usernames=",".join(users))
+    crawler = await crawl(
+        UsersSpider,
+        settings_for(fresh_emulator, tmp_path, TIKTOK_MAX_REQUESTS_PER_SECOND=20),
+        usernames=",".join(users),
+    )
     elapsed = time.monotonic() - started
     assert crawler.stats.get_value("finish_reason") == "finished"
     assert elapsed >= 29 / 20, "30 requests at 20 per second take at least 1.45 s"

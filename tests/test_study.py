@@ -90,8 +90,12 @@ async def test_users_from_the_feed_are_every_available_author(emulator: Emulator
 def test_csv_feeds_read_back_with_pandas_equal_the_jsonl(emulator: Emulator, data_dir: Path) -> None:
     for feed, ids in (("videos", ["id", "music_id"]), ("comments", ["id", "video_id", "parent_comment_id"])):
         records = read_jsonl(data_dir / f"{feed}.jsonl")
-        table = pd.read_csv(data_dir / f"{feed}.csv", dtype={name: "Int64" for name in ids}, keep_default_na=False,
-                            na_values={name: [""] for name in ids})
+        table = pd.read_csv(
+            data_dir / f"{feed}.csv",
+            dtype={name: "Int64" for name in ids},
+            keep_default_na=False,
+            na_values={name: [""] for name in ids},
+        )
         assert len(table) == len(records)
         assert table["id"].tolist() == [record["id"] for record in records]
         for name in ids:

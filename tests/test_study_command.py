@@ -29,7 +29,9 @@ def write_study(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_study_file_runs_every_stage_and_an_interrupted_study_resumes(fresh_emulator: Emulator, tmp_path: Path) -> None:
+def test_a_study_file_runs_every_stage_and_an_interrupted_study_resumes(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
     corpus = fresh_emulator.corpus
     fresh_emulator.faults.daily_requests = 300  # runs out during the comments stage
     env = cli_env(fresh_emulator, tmp_path / "ignored")  # the study file's data_dir wins
@@ -74,7 +76,9 @@ def test_bad_study_files_get_one_line(emulator: Emulator, tmp_path: Path) -> Non
     done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path / "data"), "study", str(tmp_path / "none.toml"))
     assert done.returncode == 2 and "does not exist" in done.stderr
     path = tmp_path / "bad.toml"
-    path.write_text('[study]\nstages = ["videos"]\n[videos]\nhashtags = "x"\nstart_date = "2024-02-01"\nend_date = "2024-01-01"\n')
+    path.write_text(
+        '[study]\nstages = ["videos"]\n[videos]\nhashtags = "x"\nstart_date = "2024-02-01"\nend_date = "2024-01-01"\n'
+    )
     done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path / "data"), "study", str(path))
     assert done.returncode == 2 and "end_date 2024-01-01 is before start_date 2024-02-01" in done.stderr
     assert not (tmp_path / "data").exists()

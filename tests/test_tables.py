@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from tests.conftest import STUDY_ARGS, crawl, read_jsonl, scrapy_cli, cli_env, settings_for
+from tests.conftest import STUDY_ARGS, cli_env, crawl, read_jsonl, scrapy_cli, settings_for
 from tiktok_spiders import tables
 from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.spiders.comments import CommentsSpider
@@ -77,10 +77,22 @@ def test_tables_round_trip(study_dir: Path, tmp_path: Path, fmt: str) -> None:
         pd.testing.assert_frame_equal(back, frame)
 
 
-def test_the_tables_command_selects_seeds_for_the_next_stage(emulator: Emulator, study_dir: Path, tmp_path: Path) -> None:
+def test_the_tables_command_selects_seeds_for_the_next_stage(
+    emulator: Emulator, study_dir: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "popular.csv"
-    done = scrapy_cli(tmp_path, cli_env(emulator, study_dir), "tables", "videos", "--where", "view_count > 50",
-                      "--columns", "id,username", "--output", str(out))
+    done = scrapy_cli(
+        tmp_path,
+        cli_env(emulator, study_dir),
+        "tables",
+        "videos",
+        "--where",
+        "view_count > 50",
+        "--columns",
+        "id,username",
+        "--output",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     popular = pd.read_csv(out, dtype={"id": "int64"})
     expected = [r["id"] for r in read_jsonl(study_dir / "videos.jsonl") if r.get("view_count", 0) > 50]
@@ -94,6 +106,10 @@ def test_the_tables_command_writes_every_table(emulator: Emulator, study_dir: Pa
     done = scrapy_cli(tmp_path, cli_env(emulator, study_dir), "tables", "--output-dir", str(tmp_path / "t"))
     assert done.returncode == 0, done.stderr
     assert {p.name for p in (tmp_path / "t").iterdir()} == {
-        "videos.parquet", "comments.parquet", "users.parquet", "users_unavailable.parquet"}
+        "videos.parquet",
+        "comments.parquet",
+        "users.parquet",
+        "users_unavailable.parquet",
+    }
     bad = scrapy_cli(tmp_path, cli_env(emulator, study_dir), "tables", "videos", "--where", "no_such_column > 1")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr

@@ -54,7 +54,9 @@ async def test_user_list_spiders_collect_exactly_the_ground_truth(
     if identity == "id":
         first = next(entry for entries in lists.values() for entry in entries)
         stored = next(row for row in rows if row["id"] == first["id"])
-        assert stored["create_time"] == first["create_time"] and stored["video_description"] == first["video_description"].replace("\x00", "")
+        assert stored["create_time"] == first["create_time"] and stored["video_description"] == first[
+            "video_description"
+        ].replace("\x00", "")
 
 
 @deferred_f_from_coro_f

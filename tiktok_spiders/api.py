@@ -51,28 +51,11 @@ VIDEO_FIELDS: tuple[str, ...] = (
     "video_label",
     "video_tag",
 )
-#: Fields of the liked / pinned / reposted video lists: their documented list, less
-#: its ``favourites_count`` (spelled as the video query rejects it).
-USER_VIDEO_FIELDS: tuple[str, ...] = (
-    "id",
-    "create_time",
-    "username",
-    "region_code",
-    "video_description",
-    "music_id",
-    "like_count",
-    "comment_count",
-    "share_count",
-    "view_count",
-    "hashtag_names",
-    "is_stem_verified",
-    "video_duration",
-    "hashtag_info_list",
-    "sticker_info_list",
-    "effect_info_list",
-    "video_mention_list",
-    "video_label",
-    "video_tag",
+#: Fields of the liked / pinned / reposted video lists: their documented list, which
+#: lacks effect_ids, playlist_id and voice_to_text and spells ``favourites_count`` (as
+#: the video query rejects it, so it is left out too).
+USER_VIDEO_FIELDS: tuple[str, ...] = tuple(
+    name for name in VIDEO_FIELDS if name not in {"effect_ids", "playlist_id", "voice_to_text", "favorites_count"}
 )
 COMMENT_FIELDS: tuple[str, ...] = (
     "id",
@@ -142,9 +125,7 @@ INVALID_CLIENT = "invalid_client"
 INVALID_CURSOR_MESSAGE = "Invalid count or cursor"
 SEARCH_ID_INVALID = re.compile(r"Search Id \d+ is invalid or expired")
 USER_NOT_FOUND = re.compile(r"cannot.find.the.user", re.IGNORECASE)
-USER_REFUSED = re.compile(
-    r"cannot return this user|is.private|information.cannot.be.returned", re.IGNORECASE
-)
+USER_REFUSED = re.compile(r"cannot return this user|is.private|information.cannot.be.returned", re.IGNORECASE)
 
 #: Response keys of the list endpoints.  Where documentation and reality disagree
 #: on the name, every known spelling is listed and the first present is read.

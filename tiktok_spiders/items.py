@@ -154,19 +154,36 @@ USERS = RecordKind("users", User, ("username",), ("username",))
 USERS_UNAVAILABLE = RecordKind("users_unavailable", UnavailableUser, ("username",), ("username", "reason"))
 LIKED_VIDEOS = RecordKind("liked_videos", LikedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS)
 PINNED_VIDEOS = RecordKind("pinned_videos", PinnedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS)
-REPOSTED_VIDEOS = RecordKind("reposted_videos", RepostedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS)
+REPOSTED_VIDEOS = RecordKind(
+    "reposted_videos", RepostedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS
+)
 FOLLOWERS = RecordKind("followers", Follower, ("seed_username", "username"), ("seed_username", "username"))
 FOLLOWING = RecordKind("following", Following, ("seed_username", "username"), ("seed_username", "username"))
 PLAYLISTS = RecordKind("playlists", Playlist, ("playlist_id",), ("playlist_id",), ("playlist_id",))
 PLAYLIST_VIDEOS = RecordKind(
-    "playlist_videos", PlaylistVideo, ("playlist_id", "position"), ("playlist_id", "video_id"), ("playlist_id", "video_id")
+    "playlist_videos",
+    PlaylistVideo,
+    ("playlist_id", "position"),
+    ("playlist_id", "video_id"),
+    ("playlist_id", "video_id"),
 )
 
 
 KINDS = {
     kind.item_class: kind
-    for kind in (VIDEOS, COMMENTS, USERS, USERS_UNAVAILABLE, LIKED_VIDEOS, PINNED_VIDEOS, REPOSTED_VIDEOS,
-                 FOLLOWERS, FOLLOWING, PLAYLISTS, PLAYLIST_VIDEOS)
+    for kind in (
+        VIDEOS,
+        COMMENTS,
+        USERS,
+        USERS_UNAVAILABLE,
+        LIKED_VIDEOS,
+        PINNED_VIDEOS,
+        REPOSTED_VIDEOS,
+        FOLLOWERS,
+        FOLLOWING,
+        PLAYLISTS,
+        PLAYLIST_VIDEOS,
+    )
 }
 
 

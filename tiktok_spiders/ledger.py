@@ -143,9 +143,7 @@ class Ledger:
             (spider, seed, *values.values()),
         )
 
-    def finish_page(
-        self, spider: str, seed: str, *, cursor: int | None, search_id: str | None, has_more: bool
-    ) -> None:
+    def finish_page(self, spider: str, seed: str, *, cursor: int | None, search_id: str | None, has_more: bool) -> None:
         """Commit a page: its staged records and where the seed goes on, in one transaction."""
         self._upsert_seed(
             spider,

@@ -27,14 +27,31 @@ from tiktok_spiders.seeds import feed_format, read_records
 
 ID_COLUMNS = ("id", "video_id", "music_id", "playlist_id", "parent_comment_id")
 COUNT_COLUMNS = (
-    "like_count", "comment_count", "share_count", "view_count", "favorites_count", "video_duration", "reply_count",
-    "follower_count", "following_count", "likes_count", "video_count", "playlist_item_total", "position",
+    "like_count",
+    "comment_count",
+    "share_count",
+    "view_count",
+    "favorites_count",
+    "video_duration",
+    "reply_count",
+    "follower_count",
+    "following_count",
+    "likes_count",
+    "video_count",
+    "playlist_item_total",
+    "position",
 )
 TIME_COLUMNS = ("create_time", "playlist_last_updated")
 BOOL_COLUMNS = ("is_stem_verified", "is_verified")
 JSON_COLUMNS = (
-    "effect_ids", "hashtag_names", "hashtag_info_list", "sticker_info_list", "effect_info_list",
-    "video_mention_list", "video_label", "video_tag",
+    "effect_ids",
+    "hashtag_names",
+    "hashtag_info_list",
+    "sticker_info_list",
+    "effect_info_list",
+    "video_mention_list",
+    "video_label",
+    "video_tag",
 )
 #: The feeds of a study, and the columns that identify a record in each.
 FEED_KEYS = {kind.feed: list(kind.key_fields) for kind in KINDS.values()}
@@ -57,8 +74,13 @@ def video_url(username: Any, video_id: Any) -> str | None:
 def _column_type(column: str) -> str | None:
     """``id``, ``count``, ``time``, ``bool``, ``json`` or None, also for joined ``author_*`` / ``video_*`` columns."""
     for name in (column, column.removeprefix("author_"), column.removeprefix("video_")):
-        for kind, columns in (("id", ID_COLUMNS), ("count", COUNT_COLUMNS), ("time", TIME_COLUMNS),
-                              ("bool", BOOL_COLUMNS), ("json", JSON_COLUMNS)):
+        for kind, columns in (
+            ("id", ID_COLUMNS),
+            ("count", COUNT_COLUMNS),
+            ("time", TIME_COLUMNS),
+            ("bool", BOOL_COLUMNS),
+            ("json", JSON_COLUMNS),
+        ):
             if name in columns:
                 return kind
     return None
@@ -75,9 +97,14 @@ def _missing(value: Any) -> bool:
 def _times(values: Iterable[Any]) -> pd.Series:
     """Unix seconds (the API's) or ISO 8601 text (our CSV tables) as UTC datetimes."""
     return pd.Series(
-        [pd.NaT if _missing(value) else pd.Timestamp(int(value), unit="s", tz="UTC")
-         if isinstance(value, int) or str(value).isdigit() else pd.Timestamp(value).tz_convert("UTC")
-         for value in values],
+        [
+            pd.NaT
+            if _missing(value)
+            else pd.Timestamp(int(value), unit="s", tz="UTC")
+            if isinstance(value, int) or str(value).isdigit()
+            else pd.Timestamp(value).tz_convert("UTC")
+            for value in values
+        ],
         dtype="datetime64[ns, UTC]",
     )
 
@@ -106,13 +133,17 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = _times(values).to_numpy()
         elif kind == "bool":
             frame[column] = pd.array(
-                [None if _missing(value) else value if isinstance(value, bool) else str(value).lower() == "true"
-                 for value in values],
+                [
+                    None if _missing(value) else value if isinstance(value, bool) else str(value).lower() == "true"
+                    for value in values
+                ],
                 dtype="boolean",
             )
         elif kind == "json":
-            frame[column] = [None if _missing(value) else json.loads(value) if isinstance(value, str) else _plain(value)
-                             for value in values]
+            frame[column] = [
+                None if _missing(value) else json.loads(value) if isinstance(value, str) else _plain(value)
+                for value in values
+            ]
     return frame
 
 
@@ -122,6 +153,7 @@ def read_feed(path: str | Path) -> pd.DataFrame:
     if feed_format(path) == "csv":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
     else:
+
         def malformed() -> None:
             raise ValueError(f"{path}: a line is not a JSON record")
 
@@ -146,7 +178,9 @@ def load(paths: str | Path | Iterable[str | Path], key: list[str] | None = None)
     return frame
 
 
-def with_urls(videos: pd.DataFrame, username: str = "username", video_id: str = "id", column: str = "url") -> pd.DataFrame:
+def with_urls(
+    videos: pd.DataFrame, username: str = "username", video_id: str = "id", column: str = "url"
+) -> pd.DataFrame:
     videos = videos.copy()
     videos[column] = [video_url(u, v) for u, v in zip(videos[username], videos[video_id], strict=True)]
     return videos
@@ -198,7 +232,9 @@ def export(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Pat
         out = frame.copy()
         for column in out.columns:
             if _column_type(column) == "json":
-                out[column] = [None if value is None else json.dumps(value, ensure_ascii=False) for value in out[column]]
+                out[column] = [
+                    None if value is None else json.dumps(value, ensure_ascii=False) for value in out[column]
+                ]
         out.to_csv(partial, index=False, encoding="utf-8")
     else:
         raise ValueError(f"unknown table format {fmt!r} (use csv or parquet)")

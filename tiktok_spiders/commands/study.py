@@ -91,12 +91,24 @@ def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], l
     for stage in stages:
         counts = ledger.seed_counts(stage)
         spidercls = loader.load(stage)
-        feeds = [kind.feed for kind in spidercls.kinds if kind.feed != unavailable_kind(stage).feed
-                 and kind.item_class in KINDS]
+        feeds = [
+            kind.feed
+            for kind in spidercls.kinds
+            if kind.feed != unavailable_kind(stage).feed and kind.item_class in KINDS
+        ]
         records = ", ".join(f"{ledger.count_records(feed)} {feed}" for feed in feeds)
         unavailable = ledger.count_records(unavailable_kind(stage).feed)
-        rows.append((stage, outcomes.get(stage, "not run"), str(counts.get(DONE, 0)), str(counts.get("failed", 0)),
-                     str(counts.get("open", 0)), records, str(unavailable)))
+        rows.append(
+            (
+                stage,
+                outcomes.get(stage, "not run"),
+                str(counts.get(DONE, 0)),
+                str(counts.get("failed", 0)),
+                str(counts.get("open", 0)),
+                records,
+                str(unavailable),
+            )
+        )
         reasons += [f"  {stage} {seed}: {why}" for seed, why in ledger.failed_seeds(stage, limit=5)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
@@ -170,7 +182,9 @@ class Command(ScrapyCommand):
             command += ["-a", f"{name}={value}"]
         for setting in overrides:
             command += ["-s", setting]
-        print(f"\n== {stage}: scrapy crawl {stage} " + " ".join(f"-a {k}={v}" for k, v in arguments.items()), flush=True)
+        print(
+            f"\n== {stage}: scrapy crawl {stage} " + " ".join(f"-a {k}={v}" for k, v in arguments.items()), flush=True
+        )
         child = subprocess.Popen(command, env={**os.environ, "TIKTOK_DATA_DIR": data_dir})
         try:
             return child.wait()

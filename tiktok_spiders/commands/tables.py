@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
-
-from tiktok_spiders import tables
 
 if TYPE_CHECKING:
     import argparse
@@ -44,15 +42,19 @@ class Command(ScrapyCommand):
         parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
         parser.add_argument("--output-dir", help="where tables go (default <data dir>/tables)")
         parser.add_argument("--output", help="one table's file (its suffix sets the format)")
-        parser.add_argument("--inputs", nargs="+", help="feed files to combine into one table (instead of the data dir)")
+        parser.add_argument(
+            "--inputs", nargs="+", help="feed files to combine into one table (instead of the data dir)"
+        )
         parser.add_argument("--where", help='keep the rows matching a pandas query, e.g. "view_count > 1000"')
         parser.add_argument("--columns", help="keep these columns, e.g. id,username")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        from tiktok_spiders import tables  # pandas: imported only when tables are asked for
+
         assert self.settings is not None
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
         try:
-            found = self._tables(args, opts, data_dir)
+            found = self._tables(tables, args, opts, data_dir)
             if opts.output and len(found) != 1:
                 raise UsageError("--output writes one table: name it")
             out_dir = Path(opts.output_dir) if opts.output_dir else data_dir / "tables"
@@ -65,7 +67,8 @@ class Command(ScrapyCommand):
             print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
 
-    def _tables(self, names: list[str], opts: argparse.Namespace, data_dir: Path) -> dict[str, pd.DataFrame]:
+    @staticmethod
+    def _tables(tables: Any, names: list[str], opts: argparse.Namespace, data_dir: Path) -> dict[str, pd.DataFrame]:
         if opts.inputs:
             name = names[0] if names else Path(opts.inputs[0]).stem
             missing = [path for path in opts.inputs if not Path(path).is_file()]

@@ -19,25 +19,103 @@ from typing import Any
 from tiktok_spiders.emulator.query import Query, matches
 
 HASHTAGS = (
-    "climate", "vote", "election", "cats", "fyp", "foryou", "news", "dance", "food", "travel",
-    "football", "music", "comedy", "science", "fashion", "art", "books", "gaming", "fitness",
-    "protest", "energy", "heatwave", "flood", "democracy", "debate", "recipe", "pets", "dogs",
-    "makeup", "diy", "history", "learnontiktok", "stem", "nature", "ocean", "garden", "catsoftiktok",
-    "viral", "duet", "Ramadan", "café", "pride",
+    "climate",
+    "vote",
+    "election",
+    "cats",
+    "fyp",
+    "foryou",
+    "news",
+    "dance",
+    "food",
+    "travel",
+    "football",
+    "music",
+    "comedy",
+    "science",
+    "fashion",
+    "art",
+    "books",
+    "gaming",
+    "fitness",
+    "protest",
+    "energy",
+    "heatwave",
+    "flood",
+    "democracy",
+    "debate",
+    "recipe",
+    "pets",
+    "dogs",
+    "makeup",
+    "diy",
+    "history",
+    "learnontiktok",
+    "stem",
+    "nature",
+    "ocean",
+    "garden",
+    "catsoftiktok",
+    "viral",
+    "duet",
+    "Ramadan",
+    "café",
+    "pride",
 )
 WORDS = (
-    "the", "a", "today", "new", "my", "this", "is", "so", "why", "how", "we", "you", "climate",
-    "change", "vote", "election", "cat", "summer", "storm", "rain", "policy", "school", "friends",
-    "recipe", "video", "live", "tutorial", "story", "reaction", "update", "power", "city", "night",
+    "the",
+    "a",
+    "today",
+    "new",
+    "my",
+    "this",
+    "is",
+    "so",
+    "why",
+    "how",
+    "we",
+    "you",
+    "climate",
+    "change",
+    "vote",
+    "election",
+    "cat",
+    "summer",
+    "storm",
+    "rain",
+    "policy",
+    "school",
+    "friends",
+    "recipe",
+    "video",
+    "live",
+    "tutorial",
+    "story",
+    "reaction",
+    "update",
+    "power",
+    "city",
+    "night",
 )
 EMOJI = ("🥰", "😂", "🔥", "🌍", "🗳️", "🐱", "💧", "👑", "🇺🇸", "❤️", "✨", "🙏")
 SYLLABLES = ("ka", "mi", "lo", "ra", "tu", "sen", "jo", "an", "el", "vi", "no", "sha", "ber", "li")
 UNICODE_NAMES = ("müller", "حمودي", "josé", "łukasz", "yūki", "zoë", "søren", "naïma")
 REGIONS = ("US", "US", "US", "GB", "GB", "DE", "FR", "BR", "IN", "JP", "MX", "ES", "IT", "NG", "ID")
 COMMENT_TEXTS = (
-    "OMG so cute", "heart melting", "", "This is \"exactly\" right", "no, just no", "first!!",
-    "where is this?\nasking for a friend", "100% agree, well said", "call me 40******30",
-    "😂😂😂", "Can't stop watching", "source: trust me", "lol, the ending", "AWEEEEEE 🥰🥰🥰",
+    "OMG so cute",
+    "heart melting",
+    "",
+    'This is "exactly" right',
+    "no, just no",
+    "first!!",
+    "where is this?\nasking for a friend",
+    "100% agree, well said",
+    "call me 40******30",
+    "😂😂😂",
+    "Can't stop watching",
+    "source: trust me",
+    "lol, the ending",
+    "AWEEEEEE 🥰🥰🥰",
 )
 
 
@@ -113,7 +191,7 @@ class Corpus:
             elif roll < cfg.private_user_rate + cfg.missing_user_rate:
                 self.user_status[username] = "missing"
             profile: dict[str, Any] = {
-                "display_name": base.title() + rng.choice(("", " ✨", " 🌍", " \"official\"")),
+                "display_name": base.title() + rng.choice(("", " ✨", " 🌍", ' "official"')),
                 "bio_description": rng.choice(("", "news, views & cats", "line one\nline two", "🗳️ vote!")),
                 "avatar_url": f"https://p16-common-sign-va.tiktokcdn-us.com/tos-maliva-avt-0068/{rng.getrandbits(64):x}~tplv-tiktokx-cropcenter:168:168.jpeg",
                 "is_verified": rng.random() < 0.03,
@@ -150,7 +228,9 @@ class Corpus:
             if rng.random() < 0.1:
                 description += '\nsecond line, with "quotes", commas'
             description += "".join(f" #{tag}" for tag in tags) + " "
-            duration = rng.choice((rng.randint(3, 14), rng.randint(15, 60), rng.randint(61, 300), rng.randint(301, 900)))
+            duration = rng.choice(
+                (rng.randint(3, 14), rng.randint(15, 60), rng.randint(61, 300), rng.randint(301, 900))
+            )
             served_name = author
             if rng.random() < 0.01:
                 served_name = author + "\u0000" * rng.randint(1, 6)
@@ -172,14 +252,22 @@ class Corpus:
                 "video_label": {"content": "", "sink": False, "type": 0, "vote": False, "warn": False},
                 "video_mention_list": [],
                 "hashtag_info_list": [
-                    {"hashtag_name": tag, "hashtag_id": rng.getrandbits(31), "hashtag_description": rng.choice(("", f"All about #{tag}, "))}
+                    {
+                        "hashtag_name": tag,
+                        "hashtag_id": rng.getrandbits(31),
+                        "hashtag_description": rng.choice(("", f"All about #{tag}, ")),
+                    }
                     for tag in tags
                 ],
             }
             if rng.random() < 0.15:
                 video["effect_ids"] = [str(rng.randint(10**7, 10**8))]
                 video["effect_info_list"] = [
-                    {"effect_id": video["effect_ids"][0], "effect_name": "Green Screen", "effect_photo_url": "https://example.org/e.png"}
+                    {
+                        "effect_id": video["effect_ids"][0],
+                        "effect_name": "Green Screen",
+                        "effect_photo_url": "https://example.org/e.png",
+                    }
                 ]
             if rng.random() < 0.2:
                 video["voice_to_text"] = "so today, we're talking about " + " ".join(rng.choices(WORDS, k=8)) + "\n"
@@ -190,7 +278,13 @@ class Corpus:
             if rng.random() < 0.03:
                 video["video_tag"] = {"type": rng.choice(("AIGC", "Branded")), "number": 1}
             if rng.random() < 0.02:
-                video["video_label"] = {"content": "Get info on the election", "sink": False, "type": 1, "vote": True, "warn": False}
+                video["video_label"] = {
+                    "content": "Get info on the election",
+                    "sink": False,
+                    "type": 1,
+                    "vote": True,
+                    "warn": False,
+                }
             if rng.random() < 0.04:
                 if not playlist_ids or rng.random() < 0.3:
                     playlist_ids.append(snowflake(rng, created))
@@ -271,7 +365,10 @@ class Corpus:
                 top_level.append(comment)
             comments.append(comment)
         comments.sort(key=lambda comment: (-comment["like_count"], -comment["id"]))
-        return tuple(_shuffled(rng, comment) | {"_hidden": rng.random() < self.config.hidden_comment_rate} for comment in comments)
+        return tuple(
+            _shuffled(rng, comment) | {"_hidden": rng.random() < self.config.hidden_comment_rate}
+            for comment in comments
+        )
 
     def user_list(self, kind: str, username: str) -> list[dict[str, Any]]:
         """A user's followers, following, liked or reposted list, newest first.
@@ -288,7 +385,10 @@ class Corpus:
             return ()
         rng = self._rng(kind, username)
         cfg = self.config
-        end = int(datetime(cfg.start_date.year, cfg.start_date.month, cfg.start_date.day, tzinfo=UTC).timestamp()) + cfg.days * 86400
+        end = (
+            int(datetime(cfg.start_date.year, cfg.start_date.month, cfg.start_date.day, tzinfo=UTC).timestamp())
+            + cfg.days * 86400
+        )
         names = list(self.users)
         if kind in ("followers", "following"):
             count = profile["follower_count" if kind == "followers" else "following_count"]
@@ -319,9 +419,7 @@ class Corpus:
         if not isinstance(query, Query):
             query = Query.parse(query)
         return [
-            video
-            for video in self.window(start, end)
-            if video["id"] not in self.hidden and matches(query, video, self)
+            video for video in self.window(start, end) if video["id"] not in self.hidden and matches(query, video, self)
         ]
 
     def expected_comments(self, video_ids: Any) -> list[dict[str, Any]]:

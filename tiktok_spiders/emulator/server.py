@@ -225,8 +225,10 @@ class Emulator:
 
     def _token(self, body: bytes) -> tuple[int, dict[str, Any]]:
         form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
+
         def oauth_error(status: int, error: str, description: str) -> tuple[int, dict[str, Any]]:
             return status, {"error": error, "error_description": description, "log_id": log_id(self.now())}
+
         if not form.get("client_key"):
             return oauth_error(400, "invalid_request", "Client key is missed in request.")
         if not form.get("client_secret"):
@@ -256,7 +258,9 @@ class Emulator:
             self._spend_quota(client_key, request.path)
             if faults.rate_limit_per_second and self._rate_limited():
                 headers = {"Retry-After": str(faults.rate_limit_retry_after)} if faults.rate_limit_retry_after else None
-                error = ApiError(429, api.RATE_LIMIT_EXCEEDED, "The API rate limit was exceeded. Please try again later.")
+                error = ApiError(
+                    429, api.RATE_LIMIT_EXCEEDED, "The API rate limit was exceeded. Please try again later."
+                )
                 return self._json(429, self._envelope({}, error.code, error.message), headers)
             roll = self._random.random()
             if roll < faults.drop_connection_rate:
@@ -353,7 +357,9 @@ class Emulator:
             start = datetime.strptime(str(payload["start_date"]), "%Y%m%d").date()
             end = datetime.strptime(str(payload["end_date"]), "%Y%m%d").date()
         except (KeyError, ValueError):
-            raise ApiError(400, api.INVALID_PARAMS, "start_date and end_date must be dates in the format YYYYMMDD") from None
+            raise ApiError(
+                400, api.INVALID_PARAMS, "start_date and end_date must be dates in the format YYYYMMDD"
+            ) from None
         if end < start:
             raise ApiError(400, api.INVALID_PARAMS, "end_date must not be earlier than start_date")
         if (end - start).days > api.MAX_WINDOW_DAYS:
@@ -401,9 +407,7 @@ class Emulator:
         page = search.ids[cursor : cursor + max_count]
         next_cursor = min(cursor + max_count, len(search.ids)) if cursor < len(search.ids) else cursor
         videos = [
-            self._served(corpus.video_by_id[vid], wanted)
-            for vid in page
-            if vid >= 0 and vid not in corpus.hidden
+            self._served(corpus.video_by_id[vid], wanted) for vid in page if vid >= 0 and vid not in corpus.hidden
         ]
         return 200, {
             "videos": videos,
@@ -430,9 +434,11 @@ class Emulator:
                 self._comment_home.setdefault(comment["id"], video_id)
         else:
             home = self._comment_home.get(comment_id)  # type: ignore[arg-type]
-            thread = tuple(
-                comment for comment in self.corpus.comments(home) if comment["parent_comment_id"] == comment_id
-            ) if home else ()
+            thread = (
+                tuple(comment for comment in self.corpus.comments(home) if comment["parent_comment_id"] == comment_id)
+                if home
+                else ()
+            )
         page = thread[cursor : cursor + max_count]
         next_cursor = cursor + len(page)
         comments = [self._served(comment, wanted) for comment in page if not comment["_hidden"]]
@@ -469,7 +475,11 @@ class Emulator:
     def liked_videos(self, payload: dict[str, Any], fields: tuple[str, ...] | None) -> tuple[int, dict[str, Any]]:
         wanted = self._require_fields(fields, USER_VIDEO_FIELDS)
         page, cursor, has_more = self._timeline("liked", payload, per_second=1000)
-        return 200, {"user_liked_videos": [self._served(v, wanted) for v in page], "cursor": cursor, "has_more": has_more}
+        return 200, {
+            "user_liked_videos": [self._served(v, wanted) for v in page],
+            "cursor": cursor,
+            "has_more": has_more,
+        }
 
     def _follow(self, kind: str, key: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         page, cursor, has_more = self._timeline(kind, payload, per_second=1)

@@ -3,8 +3,9 @@
 Each kind of record a spider stores is written whole — ``<data dir>/<kind>.jsonl``
 and ``.csv`` — to a temporary file that is then renamed, so a reader never sees
 half a file and a resumed run never appends a duplicate.  CSV is written by
-Scrapy's item exporter; JSON Lines are the ledger's own JSON text, copied.  ``-o`` / ``-O`` (the ``FEEDS`` setting) replace these
-default feeds, as in any Scrapy project.
+Scrapy's item exporter; JSON Lines are the ledger's own JSON text, copied.
+``-o`` / ``-O`` (the ``FEEDS`` setting) replace these default feeds, as in any
+Scrapy project.
 """
 
 from __future__ import annotations

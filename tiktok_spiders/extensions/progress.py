@@ -89,14 +89,16 @@ class Progress:
             f"Summary of {spider.name}: {NEXT_STEP.get(reason, reason)}",
             f"  {noun}s: {progress['done']} collected, {progress['skipped']} already done earlier, "
             f"{progress['failed']} failed, {max(left_open, 0)} not finished",
-            f"  requests: {stats.get_value('tiktok/requests', 0)} "
-            f"({stats.get_value('tiktok/retry/count', 0)} retries)",
+            f"  requests: {stats.get_value('tiktok/requests', 0)} ({stats.get_value('tiktok/retry/count', 0)} retries)",
             f"  records: {self._records(spider)}; dropped as invalid: {stats.get_value('tiktok/dropped', 0)}",
         ]
         for kind in spider.kinds:
             lines.append(f"  {kind.feed} in the ledger: {ledger.count_records(kind.feed)}")
-        unavailable = {key.rsplit("/", 1)[1]: value for key, value in stats.get_stats().items()
-                       if key.startswith("tiktok/users_unavailable/")}
+        unavailable = {
+            key.rsplit("/", 1)[1]: value
+            for key, value in stats.get_stats().items()
+            if key.startswith("tiktok/users_unavailable/")
+        }
         if unavailable:
             lines.append("  unavailable users: " + ", ".join(f"{n} {why}" for why, n in sorted(unavailable.items())))
         failed = ledger.failed_seeds(spider.name)

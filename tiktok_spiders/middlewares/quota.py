@@ -77,7 +77,8 @@ class DailyQuotaMiddleware:
         # followers and following have a quota of their own (20,000 calls a day)
         follow = urlparse(request.url).path in FOLLOW_PATHS
         bucket, limit, name = (
-            ("follow", self.follow_limit, "TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT") if follow
+            ("follow", self.follow_limit, "TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT")
+            if follow
             else ("research", self.limit, "TIKTOK_DAILY_REQUEST_LIMIT")
         )
         while self.ledger.requests_on(utc_today(), bucket) >= limit:

@@ -51,7 +51,9 @@ class ApiRetryMiddleware:
         self.max_retry_times = settings.getint("TIKTOK_RETRY_TIMES")
         self.backoff_base = settings.getfloat("TIKTOK_RETRY_BACKOFF_BASE")
         self.backoff_max = settings.getfloat("TIKTOK_RETRY_BACKOFF_MAX")
-        self.exceptions = tuple(load_object(path) if isinstance(path, str) else path for path in settings.getlist("RETRY_EXCEPTIONS"))
+        self.exceptions = tuple(
+            load_object(path) if isinstance(path, str) else path for path in settings.getlist("RETRY_EXCEPTIONS")
+        )
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ApiRetryMiddleware:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy import Spider, signals
@@ -84,7 +84,9 @@ class ApiSpider(Spider):
     def __init__(self, *args: Any, fresh: str | bool = False, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - {"name"})
         if unknown:
-            raise BadArgument(f"unknown argument {unknown[0]!r} for spider {self.name} (see the README's argument table)")
+            raise BadArgument(
+                f"unknown argument {unknown[0]!r} for spider {self.name} (see the README's argument table)"
+            )
         super().__init__(*args, **kwargs)
         self.fresh = as_bool(fresh)
         self.fields: tuple[str, ...] | None = None
@@ -344,7 +346,10 @@ class UserListSpider(UserSeedSpider):
 
     def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
         for username in self.seed_stream():
-            yield username, {"username": username, "max_count": api.MAX_COUNT} if self.paginated else {"username": username}
+            yield (
+                username,
+                {"username": username, "max_count": api.MAX_COUNT} if self.paginated else {"username": username},
+            )
 
     def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Any]:
         for record in api.first_list(data, self.response_keys):

@@ -23,7 +23,12 @@ class CommentsSpider(SeedFeedSpider):
     seed_column = "id"
 
     def __init__(
-        self, *args: Any, videos: str | None = None, video_ids: str | None = None, fields: str | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        videos: str | None = None,
+        video_ids: str | None = None,
+        fields: str | None = None,
+        **kwargs: Any,
     ) -> None:
         values = None
         if video_ids:

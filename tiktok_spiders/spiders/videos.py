@@ -18,7 +18,7 @@ from typing import Any
 from tiktok_spiders import api
 from tiktok_spiders.items import VIDEOS, Video, known_fields
 from tiktok_spiders.middlewares.retry import RESUMED_SEARCH
-from tiktok_spiders.query import Condition, Query, QueryError
+from tiktok_spiders.query import Query, QueryError
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument, comma_list, parse_fields
 
 #: Spider argument -> condition field of the query it adds.
@@ -179,6 +179,8 @@ class VideosSpider(ApiSpider):
         # The search id expired (or is rejected for good): one new search at cursor 0,
         # whose records are already stored, buys a fresh id for the stored cursor.
         self.crawler.stats.inc_value("tiktok/search_restarted")
-        self.logger.info("Search id of window %s expired; restarting the search at cursor %s.", seed, body.get("cursor"))
+        self.logger.info(
+            "Search id of window %s expired; restarting the search at cursor %s.", seed, body.get("cursor")
+        )
         fresh = {key: value for key, value in body.items() if key not in ("cursor", "search_id")}
         return [self.api_request(seed, fresh, jump_to=body.get("cursor") or 0)]
