@@ -168,3 +168,14 @@ def test_no_secret_or_token_in_debug_logs_feeds_or_state(fresh_emulator: Emulato
     for where, content in haystacks.items():
         for secret in (DEMO_CLIENT_SECRET, *tokens):
             assert secret.encode() not in content, f"a secret leaked into {where}"
+
+
+def test_scrapy_output_options_replace_the_default_feeds(emulator: Emulator, tmp_path: Path) -> None:
+    corpus = emulator.corpus
+    usernames = [name for name in corpus.users if corpus.unavailable_reason(name) is None][:5]
+    out = tmp_path / "out.jsonl"
+    done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path / "data"), "crawl", "users",
+                      "-a", f"usernames={','.join(usernames)}", "-O", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(row["username"] for row in read_jsonl(out)) == sorted(usernames)
+    assert not (tmp_path / "data" / "users.jsonl").exists()

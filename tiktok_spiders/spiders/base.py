@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy import Spider, signals
-from scrapy.exceptions import CloseSpider, IgnoreRequest
+from scrapy.exceptions import CloseSpider, DropItem, IgnoreRequest
 from scrapy.http import JsonRequest
 from scrapy.spidermiddlewares.httperror import HttpError
 
@@ -183,10 +183,7 @@ class ApiSpider(Spider):
             return self.fail(seed, problem)
         data = payload.get("data") or {}
         body = json.loads(response.request.body)
-        scraper = self.crawler.engine.scraper
-        for item in self.parse_records(data, body):
-            # awaited one by one, so the page is committed only after its items are staged
-            await scraper.start_itemproc_async(item, response=response)
+        await self.process_items(self.parse_records(data, body), response)
         follow = self.next_body(data, body, **context)
         if follow is not None and follow.get("cursor") == body.get("cursor"):
             return self.fail(seed, f"the API said has_more but did not advance the cursor ({body.get('cursor')})")
@@ -231,9 +228,30 @@ class ApiSpider(Spider):
         self.logger.warning("Could not collect %s %s: %s", self.seed_noun, seed, reason)
         return []
 
+    async def process_items(self, items: Iterable[Any], response: Response) -> None:
+        """Send a page's items through the item pipelines, one after the other.
+
+        The page is committed only once this returns, so its records are staged
+        first.  Scrapy's own ``Scraper.start_itemproc_async`` does the same plus an
+        asynchronous signal dispatch and a log record per item, which measured half
+        of the crawl's time (bench/run.py); the signals here are sent synchronously,
+        so ``-o`` feeds and the item counts in the stats still see every item.
+        """
+        itemproc = self.crawler.engine.scraper.itemproc
+        signals_ = self.crawler.signals
+        for item in items:
+            try:
+                stored = await itemproc.process_item_async(item)
+            except DropItem as drop:
+                if drop.log_level != "DEBUG":
+                    self.logger.warning("Dropped a %s: %s", type(item).__name__, drop)
+                signals_.send_catch_log(signals.item_dropped, item=item, response=response, spider=self, exception=drop)
+                continue
+            signals_.send_catch_log(signals.item_scraped, item=stored, response=response, spider=self)
+
     async def finish_unavailable(self, seed: str, item: Any, response: Response) -> list[Any]:
         """Store an item that stands for a seed the API refuses, and close the seed."""
-        await self.crawler.engine.scraper.start_itemproc_async(item, response=response)
+        await self.process_items([item], response)
         self.ledger.finish_page(self.name, seed, cursor=None, search_id=None, has_more=False)
         self.progress["done"] += 1
         return []
