@@ -260,3 +260,25 @@ async def test_the_request_rate_cap_holds(fresh_emulator: Emulator, tmp_path: Pa
     elapsed = time.monotonic() - started
     assert crawler.stats.get_value("finish_reason") == "finished"
     assert elapsed >= 29 / 20, "30 requests at 20 per second take at least 1.45 s"
+
+
+@deferred_f_from_coro_f
+async def test_waiting_for_the_quota_reset_goes_on_by_itself(fresh_emulator: Emulator, tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    from tiktok_spiders.middlewares import quota
+
+    monkeypatch.setattr(quota, "seconds_to_utc_midnight", lambda: 0.3)  # "midnight" comes fast here
+    fresh_emulator.faults.daily_requests = 2
+
+    def next_day() -> None:  # ...and the API's day turns too, with a fresh quota
+        fresh_emulator.faults.daily_requests = 1000
+        fresh_emulator.advance_days(1)
+
+    threading.Timer(1.0, next_day).start()
+    crawler = await crawl(VideosSpider, settings_for(fresh_emulator, tmp_path, TIKTOK_WAIT_FOR_QUOTA_RESET=True),
+                          **STUDY_ARGS)
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    assert crawler.stats.get_value("tiktok/api_error/daily_quota_limit_exceeded") >= 1
+    expected = fresh_emulator.corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
+    assert_exactly(ids(tmp_path / "videos.jsonl"), [video["id"] for video in expected])
