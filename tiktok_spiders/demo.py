@@ -3,7 +3,8 @@
 Starts the sandbox API, then runs every stage exactly as a researcher would,
 with ``scrapy study`` on ``demo_study.toml`` (videos → comments → users →
 followers, following, liked, pinned and reposted videos → playlists), and says
-where the files are.  Nothing here touches the real API.
+where the files are, then writes the Parquet tables (``scrapy tables``).
+Nothing here touches the real API.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         if done.returncode != 0:
             print(f"error: the study ended with exit status {done.returncode}", file=sys.stderr)
             return done.returncode
+    print("\n$ scrapy tables   # typed, joined tables for pandas", flush=True)
+    subprocess.run([sys.executable, "-m", "scrapy.cmdline", "tables"], env=env, check=True)
     print(f"\nDone. The study is in {data_dir}:")
     for path in sorted(data_dir.glob("*.*")):
         if not path.name.startswith("."):
