@@ -174,8 +174,16 @@ def test_scrapy_output_options_replace_the_default_feeds(emulator: Emulator, tmp
     corpus = emulator.corpus
     usernames = [name for name in corpus.users if corpus.unavailable_reason(name) is None][:5]
     out = tmp_path / "out.jsonl"
-    done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path / "data"), "crawl", "users",
-                      "-a", f"usernames={','.join(usernames)}", "-O", str(out))
+    done = scrapy_cli(
+        tmp_path,
+        cli_env(emulator, tmp_path / "data"),
+        "crawl",
+        "users",
+        "-a",
+        f"usernames={','.join(usernames)}",
+        "-O",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(row["username"] for row in read_jsonl(out)) == sorted(usernames)
     assert not (tmp_path / "data" / "users.jsonl").exists()

@@ -263,7 +263,9 @@ async def test_the_request_rate_cap_holds(fresh_emulator: Emulator, tmp_path: Pa
 
 
 @deferred_f_from_coro_f
-async def test_waiting_for_the_quota_reset_goes_on_by_itself(fresh_emulator: Emulator, tmp_path: Path, monkeypatch) -> None:
+async def test_waiting_for_the_quota_reset_goes_on_by_itself(
+    fresh_emulator: Emulator, tmp_path: Path, monkeypatch
+) -> None:
     import threading
 
     from tiktok_spiders.middlewares import quota
@@ -276,8 +278,9 @@ async def test_waiting_for_the_quota_reset_goes_on_by_itself(fresh_emulator: Emu
         fresh_emulator.advance_days(1)
 
     threading.Timer(1.0, next_day).start()
-    crawler = await crawl(VideosSpider, settings_for(fresh_emulator, tmp_path, TIKTOK_WAIT_FOR_QUOTA_RESET=True),
-                          **STUDY_ARGS)
+    crawler = await crawl(
+        VideosSpider, settings_for(fresh_emulator, tmp_path, TIKTOK_WAIT_FOR_QUOTA_RESET=True), **STUDY_ARGS
+    )
     assert crawler.stats.get_value("finish_reason") == "finished"
     assert crawler.stats.get_value("tiktok/api_error/daily_quota_limit_exceeded") >= 1
     expected = fresh_emulator.corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
