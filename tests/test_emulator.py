@@ -543,3 +543,30 @@ def test_corpus_is_deterministic_across_processes() -> None:
         for seed in ("1", "2")
     }
     assert len(outputs) == 1
+
+
+def test_follow_lists_have_a_quota_of_their_own(fresh_emulator: Emulator) -> None:
+    fresh_emulator.faults.daily_requests = 1
+    fresh_emulator.faults.daily_follow_requests = 2
+    token = token_for(fresh_emulator)
+    username = next(
+        name for name in fresh_emulator.corpus.users if fresh_emulator.corpus.unavailable_reason(name) is None
+    )
+    follow = [call(fresh_emulator, api.FOLLOWERS_PATH, {"username": username}, token=token)[0] for _ in range(3)]
+    assert follow == [200, 200, 429]
+    assert (
+        call(fresh_emulator, api.USER_INFO_PATH, {"username": username}, token=token, fields="display_name")[0] == 200
+    )
+    assert (
+        call(fresh_emulator, api.USER_INFO_PATH, {"username": username}, token=token, fields="display_name")[0] == 429
+    )
+
+
+def test_search_ids_expire(fresh_emulator: Emulator) -> None:
+    fresh_emulator.faults.search_id_ttl = 0.2
+    token = token_for(fresh_emulator)
+    _, first, _ = call(fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token, fields="id")
+    follow = {**QUERY_BODY, "cursor": first["data"]["cursor"], "search_id": first["data"]["search_id"]}
+    time.sleep(0.3)
+    status, payload, _ = call(fresh_emulator, api.VIDEO_QUERY_PATH, follow, token=token, fields="id")
+    assert status == 400 and api.SEARCH_ID_INVALID.search(payload["error"]["message"])
