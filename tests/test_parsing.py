@@ -8,6 +8,7 @@ from dataclasses import fields
 import pytest
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
+from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.test import get_crawler
 
@@ -86,3 +87,18 @@ def test_invalid_records_are_dropped_and_counted(pipeline: ValidationPipeline, i
 def test_string_ids_become_exact_integers(pipeline: ValidationPipeline) -> None:
     item = pipeline.process_item(Video(id="7320768196569599275", music_id=7159460238003800066))
     assert ItemAdapter(item)["id"] == 7320768196569599275
+
+
+@deferred_f_from_coro_f
+async def test_an_answer_that_is_not_json_fails_its_seed_with_a_reason(tmp_path) -> None:
+    from scrapy.http import HtmlResponse, Request
+
+    from tiktok_spiders.ledger import Ledger
+
+    crawler = get_crawler(VideosSpider, settings_dict={"TIKTOK_DATA_DIR": str(tmp_path)})
+    spider = VideosSpider(hashtags="cats", start_date="2024-01-06", end_date="2024-01-06")
+    spider.crawler, spider.ledger = crawler, Ledger(tmp_path)
+    response = HtmlResponse("https://api.test/", body=b"<html>maintenance</html>", request=Request("https://api.test/"))
+    assert await spider.parse_page(response, seed="w1") == []
+    assert spider.ledger.failed_seeds("videos") == [("w1", "HTTP 200 answer is not JSON")]
+    spider.ledger.close()

@@ -177,7 +177,10 @@ class ApiSpider(Spider):
         return {**body, "cursor": data["cursor"]}
 
     async def parse_page(self, response: Response, seed: str, **context: Any) -> list[Any]:
-        payload = response.json()
+        try:
+            payload = response.json()
+        except (ValueError, AttributeError):  # not JSON (AttributeError: not even text)
+            return self.fail(seed, f"HTTP {response.status} answer is not JSON")
         problem = self.page_error(response, payload)
         if problem:
             return self.fail(seed, problem)
