@@ -121,3 +121,18 @@ async def test_a_second_run_spends_nothing_and_rewrites_the_same_feeds(emulator:
     assert crawler.stats.get_value("tiktok/requests") is None
     assert request_log(emulator)[log_start:] == []
     assert (data_dir / "videos.jsonl").read_bytes() == before
+
+
+@deferred_f_from_coro_f
+async def test_min_comments_skips_uncommented_videos_and_saves_their_requests(
+    emulator: Emulator, data_dir: Path, tmp_path: Path
+) -> None:
+    videos = read_jsonl(data_dir / "videos.jsonl")
+    (tmp_path / "videos.jsonl").write_bytes((data_dir / "videos.jsonl").read_bytes())
+    crawler = await crawl(CommentsSpider, settings_for(emulator, tmp_path), min_comments="1")
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    uncommented = sum(1 for video in videos if video.get("comment_count") == 0)
+    assert uncommented > 50
+    assert crawler.stats.get_value("tiktok/seeds/skipped_few_comments") == uncommented
+    full = read_jsonl(data_dir / "comments.jsonl")
+    assert sorted(row["id"] for row in read_jsonl(tmp_path / "comments.jsonl")) == sorted(row["id"] for row in full)

@@ -64,11 +64,18 @@ def read_records(path: Path, on_malformed: Callable[[], None]) -> Iterator[dict[
 
 
 def read_values(
-    path: Path, column: str, convert: Callable[[Any], Any], on_malformed: Callable[[], None], optional: bool = False
+    path: Path,
+    column: str,
+    convert: Callable[[Any], Any],
+    on_malformed: Callable[[], None],
+    optional: bool = False,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Iterator[Any]:
-    """The ``column`` of every record, converted; records without a usable value count as
-    malformed, unless the column is ``optional`` and simply empty."""
+    """The ``column`` of every record (that ``keep`` keeps), converted; records without a
+    usable value count as malformed, unless the column is ``optional`` and simply empty."""
     for record in read_records(path, on_malformed):
+        if keep is not None and not keep(record):
+            continue
         raw = record.get(column)
         if optional and raw in (None, ""):
             continue

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -302,6 +302,9 @@ class SeedFeedSpider(ApiSpider):
         """A seed value from the feed, or None when it is unusable."""
         raise NotImplementedError
 
+    #: Feed records to seed from (None: all of them).
+    keep_record: Callable[[dict[str, Any]], bool] | None = None
+
     def seed_stream(self) -> Iterable[Any]:
         """Unique seed values, in feed order, streamed."""
         seen: set[Any] = set()
@@ -313,7 +316,9 @@ class SeedFeedSpider(ApiSpider):
             values: Iterable[Any] = self.seed_values
         else:
             assert self.seed_path is not None
-            values = read_values(self.seed_path, self.seed_column, self.convert, malformed, self.seed_optional)
+            values = read_values(
+                self.seed_path, self.seed_column, self.convert, malformed, self.seed_optional, self.keep_record
+            )
         for value in values:
             if value not in seen:
                 seen.add(value)

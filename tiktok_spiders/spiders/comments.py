@@ -28,6 +28,7 @@ class CommentsSpider(SeedFeedSpider):
         videos: str | None = None,
         video_ids: str | None = None,
         fields: str | None = None,
+        min_comments: str | int = 0,
         **kwargs: Any,
     ) -> None:
         values = None
@@ -37,6 +38,20 @@ class CommentsSpider(SeedFeedSpider):
                 raise BadArgument(f"video_ids must be numbers, not {video_ids!r}")
         super().__init__(*args, seed_values=values, seed_path=videos, **kwargs)
         self.fields = parse_fields(fields, api.COMMENT_FIELDS, always=("id", "video_id"))
+        try:
+            self.min_comments = int(min_comments)
+        except ValueError:
+            raise BadArgument(f"min_comments must be a whole number, not {min_comments!r}") from None
+        if self.min_comments > 0:
+            self.keep_record = self._has_enough_comments
+
+    def _has_enough_comments(self, record: dict[str, Any]) -> bool:
+        """Skip videos whose feed says they have fewer comments (a video without a count is asked)."""
+        count = as_int(record.get("comment_count"))
+        if count is not None and count < self.min_comments:
+            self.crawler.stats.inc_value("tiktok/seeds/skipped_few_comments")
+            return False
+        return True
 
     def convert(self, value: Any) -> int | None:
         return as_int(value)
