@@ -187,3 +187,29 @@ def test_scrapy_output_options_replace_the_default_feeds(emulator: Emulator, tmp
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(row["username"] for row in read_jsonl(out)) == sorted(usernames)
     assert not (tmp_path / "data" / "users.jsonl").exists()
+
+
+def test_dotenv_configures_and_the_environment_and_s_win(emulator: Emulator, tmp_path: Path) -> None:
+    env = cli_env(emulator, tmp_path / "from-env")
+    (tmp_path / ".env").write_text(
+        "".join(f"{key}={value}\n" for key, value in {**env, "TIKTOK_DATA_DIR": str(tmp_path / "from-dotenv")}.items())
+    )
+    usernames = ",".join(list(emulator.corpus.users)[:3])
+    only_dotenv = scrapy_cli(tmp_path, {}, "crawl", "users", "-a", f"usernames={usernames}")
+    assert only_dotenv.returncode == 0, only_dotenv.stderr[-2000:]
+    assert (tmp_path / "from-dotenv" / "users.jsonl").exists()
+    environment = scrapy_cli(
+        tmp_path, {"TIKTOK_DATA_DIR": str(tmp_path / "from-env")}, "crawl", "users", "-a", f"usernames={usernames}"
+    )
+    assert environment.returncode == 0 and (tmp_path / "from-env" / "users.jsonl").exists()
+    command_line = scrapy_cli(
+        tmp_path,
+        {"TIKTOK_DATA_DIR": str(tmp_path / "from-env")},
+        "crawl",
+        "users",
+        "-a",
+        f"usernames={usernames}",
+        "-s",
+        f"TIKTOK_DATA_DIR={tmp_path / 'from-s'}",
+    )
+    assert command_line.returncode == 0 and (tmp_path / "from-s" / "users.jsonl").exists()
