@@ -102,3 +102,17 @@ async def test_an_answer_that_is_not_json_fails_its_seed_with_a_reason(tmp_path)
     assert await spider.parse_page(response, seed="w1") == []
     assert spider.ledger.failed_seeds("videos") == [("w1", "HTTP 200 answer is not JSON")]
     spider.ledger.close()
+
+
+def test_the_api_quirks_are_recognised_by_their_message_whatever_the_code() -> None:
+    assert api.is_retryable_bug("Search Id 7354367454467855403 is invalid or expired")
+    assert api.is_retryable_bug("Invalid count or cursor")
+    assert not api.is_retryable_bug("The end_date must be no more than 30 days after the start_date")
+    assert api.rejected_fields("Invalid fields: favorites_count,video_tag", api.VIDEO_FIELDS) == [
+        "favorites_count",
+        "video_tag",
+    ]
+    assert api.rejected_fields("Invalid query: username is required", api.VIDEO_FIELDS) == []
+    assert api.user_unavailable_reason("User x is invalid: cannot find the user") == "not_found"
+    assert api.user_unavailable_reason("API cannot return this user's information") == "refused"
+    assert api.user_unavailable_reason("The user is private") == "refused"

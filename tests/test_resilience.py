@@ -285,3 +285,21 @@ async def test_waiting_for_the_quota_reset_goes_on_by_itself(
     assert crawler.stats.get_value("tiktok/api_error/daily_quota_limit_exceeded") >= 1
     expected = fresh_emulator.corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
     assert_exactly(ids(tmp_path / "videos.jsonl"), [video["id"] for video in expected])
+
+
+@deferred_f_from_coro_f
+async def test_fields_the_api_rejects_are_dropped_not_the_collection(
+    fresh_emulator: Emulator, tmp_path: Path, monkeypatch
+) -> None:
+    narrow = fresh_emulator._require_fields
+
+    def without_two(fields, allowed):  # an API whose field list lacks two documented fields
+        return narrow(fields, tuple(name for name in allowed if name not in ("video_tag", "favorites_count")))
+
+    monkeypatch.setattr(fresh_emulator, "_require_fields", without_two)
+    crawler = await crawl(VideosSpider, settings_for(fresh_emulator, tmp_path), **STUDY_ARGS)
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    assert crawler.stats.get_value("tiktok/fields_rejected") == 2
+    expected = fresh_emulator.corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
+    assert_exactly(ids(tmp_path / "videos.jsonl"), [video["id"] for video in expected])
+    assert all(row["favorites_count"] is None for row in read_jsonl(tmp_path / "videos.jsonl"))

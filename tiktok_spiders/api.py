@@ -123,7 +123,7 @@ DAILY_QUOTA_EXCEEDED = "daily_quota_limit_exceeded"
 INVALID_CLIENT = "invalid_client"
 
 INVALID_CURSOR_MESSAGE = "Invalid count or cursor"
-SEARCH_ID_INVALID = re.compile(r"Search Id \d+ is invalid or expired")
+SEARCH_ID_INVALID = re.compile(r"Search Id \d+ is invalid or expired", re.IGNORECASE)
 USER_NOT_FOUND = re.compile(r"cannot.find.the.user", re.IGNORECASE)
 USER_REFUSED = re.compile(r"cannot return this user|is.private|information.cannot.be.returned", re.IGNORECASE)
 
@@ -165,11 +165,24 @@ def error_of(payload: Any) -> tuple[str, str]:
     return (OK, "")
 
 
-def is_retryable_bug(code: str, message: str) -> bool:
-    """The API's own transient 400s: a search id or cursor it will accept later."""
-    return code == INVALID_PARAMS and (
-        message == INVALID_CURSOR_MESSAGE or SEARCH_ID_INVALID.search(message) is not None
-    )
+def is_retryable_bug(message: str) -> bool:
+    """The API's own transient 400s: a search id or cursor it will accept later.
+
+    Recognised by their message alone: their ``error.code`` is not documented.
+    """
+    return INVALID_CURSOR_MESSAGE.lower() in message.lower() or SEARCH_ID_INVALID.search(message) is not None
+
+
+def rejected_fields(message: str, asked: tuple[str, ...]) -> list[str]:
+    """The fields an ``invalid_params`` message says the API will not serve (none if it names none).
+
+    The API's field lists have changed between documentation versions; an answer
+    like "Invalid fields: favorites_count" names the ones to leave out.
+    """
+    if "field" not in message.lower():
+        return []
+    words = set(re.findall(r"[a-z_]+", message.lower()))
+    return [name for name in asked if name in words and name != "id"]
 
 
 def user_unavailable_reason(message: str) -> str | None:

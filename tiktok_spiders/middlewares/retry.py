@@ -68,7 +68,7 @@ class ApiRetryMiddleware:
             return f"http_{response.status}" + (f"_{code}" if code else "")
         if response.status == 429 and code == api.RATE_LIMIT_EXCEEDED:
             return code
-        if response.status == 400 and api.is_retryable_bug(code, message):
+        if response.status == 400 and api.is_retryable_bug(message):
             if api.SEARCH_ID_INVALID.search(message):
                 return None if request.meta.get(RESUMED_SEARCH) else "search_id_invalid"
             return "invalid_cursor"
