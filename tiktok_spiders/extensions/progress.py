@@ -94,10 +94,17 @@ class Progress:
         ]
         for kind in spider.kinds:
             lines.append(f"  {kind.feed} in the ledger: {ledger.count_records(kind.feed)}")
+        malformed = stats.get_value("tiktok/seeds/malformed", 0)
+        few = stats.get_value("tiktok/seeds/skipped_few_comments", 0)
+        if malformed or few:
+            lines.append(f"  seed feed: {malformed} malformed lines skipped, {few} videos below min_comments skipped")
+        rejected = stats.get_value("tiktok/fields_rejected", 0)
+        if rejected:
+            lines.append(f"  fields the API rejected and that were left out: {rejected} (see the warning above)")
         unavailable = {
             key.rsplit("/", 1)[1]: value
             for key, value in stats.get_stats().items()
-            if key.startswith("tiktok/users_unavailable/")
+            if key.startswith(f"tiktok/{spider.name}_unavailable/")
         }
         if unavailable:
             lines.append("  unavailable users: " + ", ".join(f"{n} {why}" for why, n in sorted(unavailable.items())))
