@@ -25,34 +25,28 @@ import pandas as pd
 from tiktok_spiders.items import KINDS
 from tiktok_spiders.seeds import feed_format, read_records
 
-ID_COLUMNS = ("id", "video_id", "music_id", "playlist_id", "parent_comment_id")
-COUNT_COLUMNS = (
-    "like_count",
-    "comment_count",
-    "share_count",
-    "view_count",
-    "favorites_count",
-    "video_duration",
-    "reply_count",
-    "follower_count",
-    "following_count",
-    "likes_count",
-    "video_count",
-    "playlist_item_total",
-    "position",
-)
+#: Integer fields that hold a unix time.
 TIME_COLUMNS = ("create_time", "playlist_last_updated")
-BOOL_COLUMNS = ("is_stem_verified", "is_verified")
-JSON_COLUMNS = (
-    "effect_ids",
-    "hashtag_names",
-    "hashtag_info_list",
-    "sticker_info_list",
-    "effect_info_list",
-    "video_mention_list",
-    "video_label",
-    "video_tag",
-)
+
+
+def _field_types() -> dict[str, str]:
+    """``int``, ``time``, ``bool`` or ``json`` per field name, from the items' annotations."""
+    types: dict[str, str] = {}
+    for kind in KINDS.values():
+        for field in fields(kind.item_class):
+            annotation = str(field.type)
+            if field.name in TIME_COLUMNS:
+                types[field.name] = "time"
+            elif annotation.startswith(("list", "dict")):
+                types[field.name] = "json"
+            elif annotation.startswith("bool"):
+                types[field.name] = "bool"
+            elif annotation.startswith("int"):
+                types[field.name] = "int"
+    return types
+
+
+FIELD_TYPES = _field_types()
 #: The feeds of a study, and the columns that identify a record in each.
 FEED_KEYS = {kind.feed: list(kind.key_fields) for kind in KINDS.values()}
 FEED_COLUMNS = {kind.feed: [field.name for field in fields(kind.item_class)] for kind in KINDS.values()}
@@ -72,17 +66,10 @@ def video_url(username: Any, video_id: Any) -> str | None:
 
 
 def _column_type(column: str) -> str | None:
-    """``id``, ``count``, ``time``, ``bool``, ``json`` or None, also for joined ``author_*`` / ``video_*`` columns."""
+    """``int``, ``time``, ``bool``, ``json`` or None, also for joined ``author_*`` / ``video_*`` columns."""
     for name in (column, column.removeprefix("author_"), column.removeprefix("video_")):
-        for kind, columns in (
-            ("id", ID_COLUMNS),
-            ("count", COUNT_COLUMNS),
-            ("time", TIME_COLUMNS),
-            ("bool", BOOL_COLUMNS),
-            ("json", JSON_COLUMNS),
-        ):
-            if name in columns:
-                return kind
+        if name in FIELD_TYPES:
+            return FIELD_TYPES[name]
     return None
 
 
@@ -126,7 +113,7 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.columns:
         values = list(frame[column])
         kind = _column_type(column)
-        if kind in ("id", "count"):
+        if kind == "int":
             exact = pd.array([None if _missing(value) else int(value) for value in values], dtype="Int64")
             frame[column] = exact.astype("int64") if not exact.isna().any() else exact
         elif kind == "time":
