@@ -1,0 +1,38 @@
+"""The README's first quick-start command: the demo study runs every stage and writes the tables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def test_the_demo_study_runs_every_stage(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo-data"
+    done = subprocess.run(
+        [sys.executable, "-m", "tiktok_spiders.demo", "--data-dir", str(data_dir)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    for stage in (
+        "videos",
+        "comments",
+        "users",
+        "followers",
+        "following",
+        "liked_videos",
+        "pinned_videos",
+        "reposted_videos",
+        "playlists",
+    ):
+        assert (data_dir / f"{stage}.jsonl").stat().st_size > 0, stage
+    assert "Done. The study is in" in done.stdout
+    videos = pd.read_parquet(data_dir / "tables" / "videos.parquet")
+    assert len(videos) > 100 and videos["url"].str.startswith("https://www.tiktok.com/@").all()
