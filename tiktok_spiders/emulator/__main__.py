@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 import threading
+from dataclasses import fields
 from datetime import date
 
 from tiktok_spiders.emulator.corpus import CorpusConfig
@@ -30,12 +31,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     corpus.add_argument("--start-date", type=date.fromisoformat, default=defaults.start_date)
     corpus.add_argument("--days", type=int, default=defaults.days)
     limits = parser.add_argument_group("limits and faults (see Faults)")
-    for name, value in vars(Faults()).items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            limits.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+    for switch in fields(Faults):
+        flag = "--" + switch.name.replace("_", "-")
+        help_text = f"{switch.metadata['help']} (default: {switch.default})"
+        if isinstance(switch.default, bool):
+            limits.add_argument(flag, action=argparse.BooleanOptionalAction, default=switch.default, help=help_text)
         else:
-            limits.add_argument(flag, type=type(value), default=value)
+            limits.add_argument(flag, type=type(switch.default), default=switch.default, help=help_text)
     limits.add_argument("--all-faults", action="store_true", help="switch every fault on at once")
     return parser.parse_args(argv)
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+def _switch(default: Any, description: str) -> Any:
+    """A field with its command-line help."""
+    return field(default=default, metadata={"help": description})
 
 
 @dataclass
@@ -13,32 +19,28 @@ class Faults:
     default with the API's documented values; every fault is off.
     """
 
-    token_lifetime: float = 7200.0
-    daily_requests: int = 1000
-    daily_records: int = 100_000
-    daily_follow_requests: int = 20_000
-    #: Requests per second above which a 429 ``rate_limit_exceeded`` is answered (0: none).
-    rate_limit_per_second: float = 0.0
-    #: Send ``Retry-After`` (seconds) with rate-limit answers (0: do not).
-    rate_limit_retry_after: int = 0
-    internal_error_rate: float = 0.0
-    gateway_timeout_rate: float = 0.0
-    drop_connection_rate: float = 0.0
-    slow_rate: float = 0.0
-    slow_seconds: float = 2.0
-    #: Reject every freshly issued search id once ("Search Id N is invalid or expired").
-    reject_fresh_search_id: bool = False
-    #: "Invalid count or cursor" for a page past the first (video and comment lists).
-    invalid_cursor_rate: float = 0.0
-    #: Probability that a video search holds a block of deleted videos as long as a
-    #: page, so that whole pages come back empty with ``has_more`` true.
-    empty_page_rate: float = 0.0
-    latency: float = 0.0
-    #: The playlist endpoint answers 500 even when it succeeds (a real quirk).
-    playlist_500: bool = True
-    #: Treat ``end_date`` as exclusive (the API's documentation is contradictory).
-    end_date_exclusive: bool = False
-    search_id_ttl: float = 3600.0
+    token_lifetime: float = _switch(7200.0, "seconds an access token lives")
+    daily_requests: int = _switch(1000, "requests per client and UTC day (failed ones count), then 429")
+    daily_records: int = _switch(100_000, "records per client and UTC day, then 429")
+    daily_follow_requests: int = _switch(20_000, "followers/following requests per UTC day, then 429")
+    rate_limit_per_second: float = _switch(0.0, "requests per second above which 429 rate_limit_exceeded (0: none)")
+    rate_limit_retry_after: int = _switch(0, "Retry-After seconds sent with a rate-limit answer (0: none)")
+    internal_error_rate: float = _switch(0.0, "share of requests answered 500 internal_error")
+    gateway_timeout_rate: float = _switch(0.0, "share of requests answered 504 with an HTML page")
+    drop_connection_rate: float = _switch(0.0, "share of connections closed without an answer")
+    slow_rate: float = _switch(0.0, "share of requests answered after --slow-seconds")
+    slow_seconds: float = _switch(2.0, "how slow a slow answer is")
+    reject_fresh_search_id: bool = _switch(
+        False, 'reject each new search id once ("Search Id N is invalid or expired")'
+    )
+    invalid_cursor_rate: float = _switch(0.0, 'share of later pages answered "Invalid count or cursor"')
+    empty_page_rate: float = _switch(
+        0.0, "share of searches holding a page of deleted videos (an empty page with has_more true)"
+    )
+    latency: float = _switch(0.0, "seconds added to every answer")
+    playlist_500: bool = _switch(True, "the playlist endpoint answers 500 even when it succeeds (a real quirk)")
+    end_date_exclusive: bool = _switch(False, "treat end_date as exclusive (the API's docs are contradictory)")
+    search_id_ttl: float = _switch(3600.0, "seconds a search id stays valid")
 
     @classmethod
     def all_on(cls, **overrides: float) -> Faults:
