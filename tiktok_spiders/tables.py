@@ -173,14 +173,20 @@ def with_urls(
     return videos
 
 
+def _retyped(joined: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns a left join brought in, typed again: missing rows turn their ints into float NaN."""
+    joined[columns] = typed(joined[columns])
+    return joined
+
+
 def videos_with_authors(videos: pd.DataFrame, users: pd.DataFrame | None) -> pd.DataFrame:
     """Each video with its URL and its author's profile (``author_*`` columns)."""
     videos = with_urls(videos)
     if users is None or users.empty:
         return videos
     authors = users.rename(columns={column: f"author_{column}" for column in users.columns if column != "username"})
-    # typed again: the left join turns the counts of unknown authors into float NaN
-    return typed(videos.merge(authors, how="left", on="username", validate="many_to_one"))
+    joined = videos.merge(authors, how="left", on="username", validate="many_to_one")
+    return _retyped(joined, list(authors.columns.drop("username")))
 
 
 def comments_with_videos(comments: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFrame:
@@ -188,7 +194,8 @@ def comments_with_videos(comments: pd.DataFrame, videos: pd.DataFrame) -> pd.Dat
     videos = with_urls(videos)[["id", "username", "url", "create_time"]].rename(
         columns={"id": "video_id", "username": "video_username", "url": "video_url", "create_time": "video_create_time"}
     )
-    return typed(comments.merge(videos, how="left", on="video_id", validate="many_to_one"))
+    joined = comments.merge(videos, how="left", on="video_id", validate="many_to_one")
+    return _retyped(joined, list(videos.columns.drop("video_id")))
 
 
 def study_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:

@@ -32,6 +32,9 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504, 408, 522, 524})
 #: The spider sets this on requests whose search id came from an earlier run:
 #: if the API says it expired, retrying cannot help, the spider starts afresh.
 RESUMED_SEARCH = "tiktok_resumed_search"
+#: Set on requests to an endpoint that answers 500 *with* its data (playlists): such
+#: an answer is passed on, not retried.
+MAY_SUCCEED_WITH_500 = "tiktok_500_may_succeed"
 
 
 def json_error(response: Response) -> tuple[str, str]:
@@ -59,11 +62,10 @@ class ApiRetryMiddleware:
     def from_crawler(cls, crawler: Crawler) -> ApiRetryMiddleware:
         return cls(crawler)
 
-    def retry_reason(self, request: Request, response: Response) -> str | None:
-        """Why this answer deserves another try, or None."""
-        code, message = json_error(response)
+    def retry_reason(self, request: Request, response: Response, code: str, message: str) -> str | None:
+        """Why this answer (with its error ``code`` and ``message``) deserves another try, or None."""
         if response.status in RETRY_STATUSES:
-            if response.status == 500 and request.meta.get("tiktok_500_may_succeed") and _has_data(response):
+            if response.status == 500 and request.meta.get(MAY_SUCCEED_WITH_500) and _has_data(response):
                 return None
             return f"http_{response.status}" + (f"_{code}" if code else "")
         if response.status == 429 and code == api.RATE_LIMIT_EXCEEDED:
@@ -98,10 +100,11 @@ class ApiRetryMiddleware:
     async def process_response(self, request: Request, response: Response) -> Request | Response:
         if request.meta.get("dont_retry") or not is_api_request(self.crawler, request):
             return response
-        if response.status != 200:
-            code, _ = json_error(response)
-            self.crawler.stats.inc_value(f"tiktok/api_error/{code or f'http_{response.status}'}")
-        reason = self.retry_reason(request, response)
+        if response.status == 200:
+            return response
+        code, message = json_error(response)
+        self.crawler.stats.inc_value(f"tiktok/api_error/{code or f'http_{response.status}'}")
+        reason = self.retry_reason(request, response, code, message)
         if reason is None:
             return response
         return await self._retry_later(request, reason, response) or response

@@ -168,7 +168,8 @@ class ApiSpider(Spider):
         code, message = api.error_of(payload)
         if code in (api.OK, ""):
             return None
-        self.crawler.stats.inc_value(f"tiktok/api_error/{code}")
+        if response.status == 200:  # other statuses were counted by the retry middleware
+            self.crawler.stats.inc_value(f"tiktok/api_error/{code}")
         return f"HTTP {response.status} {code}: {message}"
 
     def next_body(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> dict[str, Any] | None:
@@ -245,11 +246,7 @@ class ApiSpider(Spider):
             self.fields = tuple(name for name in self.fields if name not in rejected)
             self.crawler.stats.inc_value("tiktok/fields_rejected", len(still_asked))
             self.logger.warning("The API rejects the field(s) %s: collecting without them.", ", ".join(still_asked))
-        return self.api_request(
-            request.cb_kwargs["seed"],
-            json.loads(request.body),
-            **{k: v for k, v in request.cb_kwargs.items() if k != "seed"},
-        )
+        return request.replace(url=self.url)
 
     def fail(self, seed: str, reason: str) -> list[Any]:
         self.ledger.fail_seed(self.name, seed, reason)

@@ -14,11 +14,9 @@ from typing import Any
 
 from tiktok_spiders import api
 from tiktok_spiders.items import PLAYLIST_VIDEOS, PLAYLISTS, Playlist, PlaylistVideo, known_fields
+from tiktok_spiders.middlewares.retry import MAY_SUCCEED_WITH_500
 from tiktok_spiders.pipelines.validate import as_int
 from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list
-
-#: Lets a 500 reach the callback; the retry middleware retries it only when it holds no data.
-MAY_SUCCEED_WITH_500 = {"handle_httpstatus_list": [500], "tiktok_500_may_succeed": True}
 
 
 class PlaylistsSpider(SeedFeedSpider):
@@ -46,7 +44,8 @@ class PlaylistsSpider(SeedFeedSpider):
 
     def api_request(self, seed: str, body: dict[str, Any], **context: Any) -> Any:
         request = super().api_request(seed, body, **context)
-        request.meta.update(MAY_SUCCEED_WITH_500)
+        # a 500 reaches the callback; the retry middleware retries it only when it holds no data
+        request.meta.update({"handle_httpstatus_list": [500], MAY_SUCCEED_WITH_500: True})
         return request
 
     def page_error(self, response: Any, payload: Any) -> str | None:
