@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 from scrapy import signals
@@ -246,6 +247,33 @@ async def test_an_expired_search_id_costs_one_request_on_resume(fresh_emulator: 
         assert "search_id" not in window[1]["body"] and window[1]["status"] == 200  # one new search...
         assert window[2]["body"]["cursor"] == 100 and window[2]["status"] == 200  # ...straight back to the cursor
         assert all(e["body"].get("cursor", 0) >= 100 for e in window[2:])
+
+
+@deferred_f_from_coro_f
+async def test_a_rate_limited_crawl_slows_down_instead_of_paying_for_429s(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    fresh_emulator.faults.rate_limit_per_second = 40
+    fresh_emulator.faults.rate_limit_retry_after = 1
+    video_ids = [video["id"] for video in fresh_emulator.corpus.videos[:300]]
+    crawler = await crawl(
+        CommentsSpider, settings_for(fresh_emulator, tmp_path), video_ids=",".join(map(str, video_ids))
+    )
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    expected = fresh_emulator.corpus.expected_comments(video_ids)
+    assert_exactly(ids(tmp_path / "comments.jsonl"), [comment["id"] for comment in expected])
+
+    log = request_log(fresh_emulator)
+    limited = [datetime.fromisoformat(entry["time"]) for entry in log if entry["status"] == 429]
+    assert limited, "the crawl never reached the rate limit: the test proves nothing"
+    assert len(limited) <= 0.05 * len(log), f"{len(limited)} of {len(log)} requests paid for a 429"
+    # Retry-After: 1 is honoured by everyone: after the requests already on their way, none for a second
+    first = limited[0]
+    during_pause = [
+        entry for entry in log if 0.2 < (datetime.fromisoformat(entry["time"]) - first).total_seconds() < 0.9
+    ]
+    assert not during_pause
+    assert crawler.stats.get_value("tiktok/rate_limit/max_requests_per_second") < 40
 
 
 @deferred_f_from_coro_f

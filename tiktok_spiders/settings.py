@@ -57,10 +57,8 @@ TIKTOK_RETRY_BACKOFF_MAX = float(_env("TIKTOK_RETRY_BACKOFF_MAX", "60"))
 # --- Pace -----------------------------------------------------------------------
 # At most this many requests per second (0: no cap).  Off by default: at the API's
 # latencies (seconds) 16 concurrent requests stay below the official client's 10/s,
-# and 429 rate_limit_exceeded answers are retried after Retry-After or a backoff.
+# and a 429 rate_limit_exceeded pauses the crawl and halves its rate from then on.
 TIKTOK_MAX_REQUESTS_PER_SECOND = float(_env("TIKTOK_MAX_REQUESTS_PER_SECOND", "0"))
-# The cap is exact (Scrapy would otherwise vary the delay between 0.5x and 1.5x).
-DOWNLOAD_DELAY_JITTER = 0
 
 # --- Query semantics ---------------------------------------------------------
 # The API's docs disagree on whether end_date is inclusive; evidence says it is.
@@ -93,6 +91,7 @@ DEPTH_PRIORITY = 0
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "tiktok_spiders.middlewares.retry.ApiRetryMiddleware": 550,
+    "tiktok_spiders.middlewares.pace.PaceMiddleware": 575,
     "tiktok_spiders.middlewares.auth.AccessTokenMiddleware": 600,
     "tiktok_spiders.middlewares.quota.DailyQuotaMiddleware": 950,
 }

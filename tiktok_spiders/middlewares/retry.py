@@ -1,11 +1,12 @@
 """Retries with exponential backoff and jitter, for the failures the API is known for.
 
-Retried: 500/502/503/504 (a 504 may be an HTML page), timeouts and dropped
-connections, 429 ``rate_limit_exceeded`` (honouring ``Retry-After``), and the
-API's own transient 400s — "Search Id … is invalid or expired" and "Invalid
-count or cursor" — which succeed when the same page is asked again a little
-later.  When the retries run out the response (or exception) reaches the
-spider's errback, which records the seed as failed: nothing is skipped silently.
+Retried: 500/502/503/504 (a 504 may be an HTML page; a ``Retry-After`` is
+honoured), timeouts and dropped connections, and the API's own transient 400s —
+"Search Id … is invalid or expired" and "Invalid count or cursor" — which
+succeed when the same page is asked again a little later.  When the retries run
+out the response (or exception) reaches the spider's errback, which records the
+seed as failed: nothing is skipped silently.  429 ``rate_limit_exceeded`` is the
+pace middleware's: it slows the whole crawl down.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ def json_error(response: Response) -> tuple[str, str]:
         return ("", "")
 
 
+def retry_after(response: Response) -> float | None:
+    """The seconds a ``Retry-After`` header asks us to wait: the server's word, not capped."""
+    value = response.headers.get(b"Retry-After")
+    return float(value) if value and value.isdigit() else None
+
+
 class ApiRetryMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
@@ -68,8 +75,6 @@ class ApiRetryMiddleware:
             if response.status == 500 and request.meta.get(MAY_SUCCEED_WITH_500) and _has_data(response):
                 return None
             return f"http_{response.status}" + (f"_{code}" if code else "")
-        if response.status == 429 and code == api.RATE_LIMIT_EXCEEDED:
-            return code
         if response.status == 400 and api.is_retryable_bug(message):
             if api.SEARCH_ID_INVALID.search(message):
                 return None if request.meta.get(RESUMED_SEARCH) else "search_id_invalid"
@@ -77,10 +82,8 @@ class ApiRetryMiddleware:
         return None
 
     def backoff(self, request: Request, response: Response | None = None) -> float:
-        if response is not None:
-            retry_after = response.headers.get(b"Retry-After")
-            if retry_after and retry_after.isdigit():
-                return min(float(retry_after), self.backoff_max)
+        if response is not None and (wait := retry_after(response)) is not None:
+            return wait
         attempt = request.meta.get("retry_times", 0)
         cap = min(self.backoff_max, self.backoff_base * 2**attempt)
         return cap / 2 + random.uniform(0, cap / 2)  # noqa: S311 - jitter, not security

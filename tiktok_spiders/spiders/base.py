@@ -104,13 +104,6 @@ class ApiSpider(Spider):
         check_credentials(settings)
 
     @classmethod
-    def update_settings(cls, settings: BaseSettings) -> None:
-        super().update_settings(settings)
-        rate = settings.getfloat("TIKTOK_MAX_REQUESTS_PER_SECOND")
-        if rate > 0:  # Scrapy's own pacing: one request per DOWNLOAD_DELAY
-            settings.set("DOWNLOAD_DELAY", 1 / rate, priority="spider")
-
-    @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ApiSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.validate(crawler.settings)

@@ -1,0 +1,117 @@
+"""How fast requests go: a request-rate cap, and slowing down when the API says so.
+
+A 429 ``rate_limit_exceeded`` says nothing about the page, only that the crawl
+goes too fast — and every request sent into the limit costs quota.  So the whole
+crawl slows down: every API request waits (``Retry-After``, else a backoff that
+grows while 429s keep coming right after the pause), the request rate is halved
+each time a 429 follows a success, and the refused page is asked again with a
+budget of its own, so a busy minute cannot use up the retries meant for real
+failures (those are the retry middleware's).
+
+Requests wait here, before the access token is put in, so a long wait never
+sends a token that expired in the meantime.  ``TIKTOK_MAX_REQUESTS_PER_SECOND``
+sets a cap from the start (0: none until the API asks for one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from typing import TYPE_CHECKING
+
+from tiktok_spiders import api
+from tiktok_spiders.middlewares import is_api_request
+from tiktok_spiders.middlewares.retry import json_error, retry_after
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+logger = logging.getLogger(__name__)
+
+#: How often a request was refused by the rate limit, and when it was last sent.
+RATE_LIMITED_TIMES = "tiktok_rate_limited_times"
+SENT_AT = "tiktok_sent_at"
+
+
+class PaceMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        settings = crawler.settings
+        rate = settings.getfloat("TIKTOK_MAX_REQUESTS_PER_SECOND")
+        self.interval = 1 / rate if rate > 0 else 0.0
+        self.max_retry_times = settings.getint("TIKTOK_RETRY_TIMES")
+        self.backoff_base = settings.getfloat("TIKTOK_RETRY_BACKOFF_BASE")
+        self.backoff_max = settings.getfloat("TIKTOK_RETRY_BACKOFF_MAX")
+        # event-loop clock times
+        self.last_sent_at = float("-inf")
+        self.paused_at = float("-inf")
+        self.resume_at = 0.0
+        self.streak = 0  # 429s in a row, each after the pause the one before caused
+        self.recently_sent: deque[float] = deque(maxlen=10_000)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> PaceMiddleware:
+        return cls(crawler)
+
+    async def process_request(self, request: Request) -> None:
+        """Wait for this request's turn: after any pause, one per ``interval``."""
+        if not is_api_request(self.crawler, request):
+            return
+        loop = asyncio.get_running_loop()
+        # re-checked after every sleep: the pause or the rate may have changed meanwhile
+        while (wait := max(self.resume_at, self.last_sent_at + self.interval) - loop.time()) > 0:
+            await asyncio.sleep(wait)
+        self.last_sent_at = request.meta[SENT_AT] = loop.time()
+        self.recently_sent.append(self.last_sent_at)
+
+    async def process_response(self, request: Request, response: Response) -> Request | Response:
+        if not is_api_request(self.crawler, request):
+            return response
+        if response.status == 200:
+            if request.meta.get(SENT_AT, 0.0) >= self.paused_at:
+                self.streak = 0
+            return response
+        if response.status != 429 or json_error(response)[0] != api.RATE_LIMIT_EXCEEDED:
+            return response
+        self.crawler.stats.inc_value(f"tiktok/api_error/{api.RATE_LIMIT_EXCEEDED}")
+        self._slow_down(request, response)
+        times = request.meta.get(RATE_LIMITED_TIMES, 0) + 1
+        if request.meta.get("dont_retry") or times > request.meta.get("max_retry_times", self.max_retry_times):
+            logger.error("Gave up on %s: refused by the API's rate limit %d times.", request, times)
+            self.crawler.stats.inc_value("tiktok/retry/max_reached")
+            return response
+        self.crawler.stats.inc_value(f"tiktok/retry/reason_count/{api.RATE_LIMIT_EXCEEDED}")
+        retry = request.replace(dont_filter=True)
+        retry.meta[RATE_LIMITED_TIMES] = times
+        return retry
+
+    def _slow_down(self, request: Request, response: Response) -> None:
+        """Pause every request, and halve the rate if all went well until now.
+
+        The 429s of one burst count once.  A 429 right after a pause means the
+        pause was too short (the next one is longer), not that the rate is too high.
+        """
+        now = asyncio.get_running_loop().time()
+        if request.meta.get(SENT_AT, now) < self.paused_at:
+            return  # sent before we slowed down: already accounted for
+        if self.streak == 0:
+            sent_last_second = sum(1 for sent in self.recently_sent if sent > now - 1.0)
+            halved = 2 * self.interval if self.interval else 2 / max(sent_last_second, 1)
+            self.interval = min(self.backoff_max, halved)
+        self.streak += 1
+        pause = retry_after(response)
+        if pause is None:
+            cap = min(self.backoff_max, self.backoff_base * 2 ** (self.streak - 1))
+            pause = cap / 2 + random.uniform(0, cap / 2)  # noqa: S311 - jitter, not security
+        self.paused_at, self.resume_at = now, max(self.resume_at, now + pause)
+        self.crawler.stats.inc_value("tiktok/rate_limit/pauses")
+        self.crawler.stats.set_value("tiktok/rate_limit/max_requests_per_second", round(1 / self.interval, 2))
+        logger.info(
+            "The API's rate limit was reached: pausing %.1f s, then at most %.1f requests a second.",
+            pause,
+            1 / self.interval,
+        )
