@@ -116,3 +116,36 @@ def test_the_api_quirks_are_recognised_by_their_message_whatever_the_code() -> N
     assert api.user_unavailable_reason("User x is invalid: cannot find the user") == "not_found"
     assert api.user_unavailable_reason("API cannot return this user's information") == "refused"
     assert api.user_unavailable_reason("The user is private") == "refused"
+
+
+def test_the_csv_feed_is_what_scrapys_csv_exporter_writes(pipeline: ValidationPipeline, tmp_path) -> None:
+    from scrapy.exporters import CsvItemExporter
+
+    from tiktok_spiders.extensions.export import write_feed
+    from tiktok_spiders.items import kind_of
+    from tiktok_spiders.ledger import Ledger
+
+    class JsonCells(CsvItemExporter):  # the exporter we would use: lists and objects as JSON text
+        def serialize_field(self, field, name, value):
+            if isinstance(value, list | dict):
+                return json.dumps(value, ensure_ascii=False)
+            return super().serialize_field(field, name, value)
+
+    spider = VideosSpider(hashtags="cats", start_date="2024-01-06", end_date="2024-01-06")
+    pages = [real("api_videos_response_page_1_of_2.json"), real("api_videos_response_unicode_with_null_bytes.json")]
+    items = [pipeline.process_item(item) for page in pages for item in spider.parse_records(page["data"], {})]
+    items[0].video_description = 'quotes " and, commas\r\nand lines 🎉'
+    items[1].is_stem_verified, items[2].is_stem_verified = True, False
+    kind = kind_of(items[0], "videos")
+    ledger = Ledger(tmp_path)
+    for item in items:
+        ledger.add_record(kind.feed, kind.key(vars(item)), vars(item))
+    assert write_feed(ledger, kind, tmp_path / "ours.csv", "csv") == len(items)
+
+    with (tmp_path / "scrapys.csv").open("wb") as handle:
+        exporter = JsonCells(handle, fields_to_export=[field.name for field in fields(Video)])
+        exporter.start_exporting()
+        for item in items:
+            exporter.export_item(json.loads(json.dumps(vars(item))))  # as stored: JSON types
+        exporter.finish_exporting()
+    assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "scrapys.csv").read_bytes()

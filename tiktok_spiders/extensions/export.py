@@ -2,23 +2,24 @@
 
 Each kind of record a spider stores is written whole — ``<data dir>/<kind>.jsonl``
 and ``.csv`` — to a temporary file that is then renamed, so a reader never sees
-half a file and a resumed run never appends a duplicate.  CSV is written by
-Scrapy's item exporter; JSON Lines are the ledger's own JSON text, copied.
+half a file and a resumed run never appends a duplicate.  JSON Lines are the
+ledger's own JSON text, copied; CSV rows are what Scrapy's ``CsvItemExporter``
+writes, with lists and objects as JSON text.
 ``-o`` / ``-O`` (the ``FEEDS`` setting) replace these default feeds, as in any
 Scrapy project.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from scrapy import signals
-from scrapy.exporters import CsvItemExporter
 
 from tiktok_spiders.ledger import Ledger
 
@@ -31,13 +32,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class JsonCellCsvItemExporter(CsvItemExporter):
-    """CSV with lists and objects as JSON text (Scrapy's default joins lists with commas)."""
-
-    def serialize_field(self, field: Any, name: str, value: Any) -> Any:
-        if isinstance(value, list | dict):
-            return json.dumps(value, ensure_ascii=False)
-        return super().serialize_field(field, name, value)
+def csv_cell(value: Any) -> Any:
+    """A CSV cell as ``CsvItemExporter`` writes it, but lists and objects as JSON text
+    (Scrapy's default joins lists with commas, which cannot be read back)."""
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
 
 
 FORMATS = ("jsonl", "csv")
@@ -46,30 +46,36 @@ FORMATS = ("jsonl", "csv")
 def write_feed(ledger: Ledger, kind: RecordKind, path: Path, fmt: str) -> int:
     """Write every stored record of ``kind`` to ``path`` atomically; returns the count."""
     partial = path.with_name(path.name + ".partial")
-    names = [field.name for field in fields(kind.item_class)]
-    count = 0
-    with partial.open("wb") as handle:
-        if fmt == "jsonl":
-            # The ledger holds each record as the JSON line Scrapy's JsonLinesItemExporter
-            # would write (json.dumps of the item, fields in order, UTF-8): copy it, which is
-            # six times faster than serialising every record again (bench/run.py).
-            for line in ledger.record_lines(kind.feed):
-                handle.write(line.encode() + b"\n")
-                count += 1
-        else:
-            exporter = JsonCellCsvItemExporter(handle, encoding="utf-8", fields_to_export=names)
-            exporter.start_exporting()
-            for record in ledger.records(kind.feed):
-                # plain dicts in the item's field order: the exporter is several times
-                # faster with them than with dataclass instances
-                exporter.export_item({name: record.get(name) for name in names})
-                count += 1
-            if count == 0:  # still a header, so that an empty table reads back with its columns
-                exporter.csv_writer.writerow(names)
-            exporter.finish_exporting()
+    with partial.open("w", encoding="utf-8", newline="") as handle:
+        count = (write_jsonl if fmt == "jsonl" else write_csv)(ledger, kind, handle)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)
+    return count
+
+
+def write_jsonl(ledger: Ledger, kind: RecordKind, handle: TextIO) -> int:
+    # The ledger holds each record as the JSON line Scrapy's JsonLinesItemExporter
+    # would write (json.dumps of the item, fields in order, UTF-8): copy it, which is
+    # six times faster than serialising every record again (bench/run.py).
+    count = 0
+    for line in ledger.record_lines(kind.feed):
+        handle.write(line + "\n")
+        count += 1
+    return count
+
+
+def write_csv(ledger: Ledger, kind: RecordKind, handle: TextIO) -> int:
+    # csv.writer set up as CsvItemExporter sets it up, fed rows directly: the exporter's
+    # per-field machinery took four times as long (bench/run.py).  test_parsing checks
+    # that the bytes are the same.
+    names = [field.name for field in fields(kind.item_class)]
+    writer = csv.writer(handle)
+    writer.writerow(names)  # also for an empty table: it reads back with its columns
+    count = 0
+    for record in ledger.records(kind.feed):
+        writer.writerow([csv_cell(record.get(name)) for name in names])
+        count += 1
     return count
 
 
