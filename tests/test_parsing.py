@@ -57,6 +57,28 @@ def test_nul_bytes_are_stripped_and_counted(pipeline: ValidationPipeline) -> Non
     assert spider.next_body(payload["data"], {}) is None  # has_more false: the window is done
 
 
+def test_half_an_emoji_is_replaced_so_the_record_can_be_stored(pipeline: ValidationPipeline, tmp_path) -> None:
+    from tiktok_spiders.extensions.export import write_feed
+    from tiktok_spiders.items import kind_of
+    from tiktok_spiders.ledger import Ledger
+
+    text = (REAL_RESPONSES / "api_videos_response_page_1_of_2.json").read_text(encoding="utf-8")
+    payload = json.loads(text.replace('"video_description":"', '"video_description":"CUT \\ud83d HERE ', 1))
+    spider = VideosSpider(hashtags="cats", start_date="2024-01-06", end_date="2024-01-06")
+    items = [pipeline.process_item(item) for item in spider.parse_records(payload["data"], {})]
+    assert pipeline.stats.get_value("tiktok/validation/video_description/surrogate_replaced") == 1
+    (cut,) = [item for item in items if "CUT" in (item.video_description or "")]
+    assert cut.video_description.startswith("CUT \ufffd HERE ")
+
+    kind = kind_of(cut, "videos")
+    ledger = Ledger(tmp_path)
+    for item in items:
+        assert ledger.add_record(kind.feed, kind.key(vars(item)), vars(item))
+    assert write_feed(ledger, kind, tmp_path / "videos.jsonl", "jsonl") == 27
+    assert write_feed(ledger, kind, tmp_path / "videos.csv", "csv") == 27
+    assert "CUT \ufffd HERE" in (tmp_path / "videos.csv").read_text(encoding="utf-8")
+
+
 def test_a_real_comment_page(pipeline: ValidationPipeline) -> None:
     payload = real("api_comments_response.json")
     spider = CommentsSpider(video_ids="7385291383449439519")

@@ -1,4 +1,8 @@
-"""Validation: required fields present, ids integers, NUL bytes stripped.
+"""Validation: required fields present, ids integers, text that can be written.
+
+NUL bytes are stripped from strings (they break CSV readers and C tools), and a
+lone UTF-16 surrogate — half an emoji, which JSON can carry but UTF-8 cannot —
+becomes U+FFFD, since the ledger and the feeds could not store the record at all.
 
 Problems are counted per field in stats (``tiktok/validation/<field>/<problem>``)
 and the item is dropped with a reason, so a malformed record is visible in the
@@ -7,6 +11,7 @@ summary rather than silently wrong in a feed.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
@@ -14,17 +19,34 @@ from scrapy.exceptions import DropItem
 from tiktok_spiders.items import kind_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scrapy.crawler import Crawler
 
 
-def without_nul(value: Any) -> Any:
-    """The value with NUL bytes removed from every string inside it."""
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a Python str holds a valid pair as one code point
+
+
+def without_nul(text: str) -> str:
+    return text.replace("\x00", "")
+
+
+def without_lone_surrogates(text: str) -> str:
+    return LONE_SURROGATE.sub("\ufffd", text)
+
+
+#: Each cleaning, by the name it is counted under in stats.
+CLEANINGS = (("nul_stripped", without_nul), ("surrogate_replaced", without_lone_surrogates))
+
+
+def map_strings(value: Any, clean: Callable[[str], str]) -> Any:
+    """The value with ``clean`` applied to every string inside it."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return clean(value)
     if isinstance(value, list):
-        return [without_nul(element) for element in value]
+        return [map_strings(element, clean) for element in value]
     if isinstance(value, dict):
-        return {key: without_nul(element) for key, element in value.items()}
+        return {key: map_strings(element, clean) for key, element in value.items()}
     return value
 
 
@@ -64,10 +86,11 @@ class ValidationPipeline:
         record = vars(item)  # our items are flat dataclasses: edit their fields in place
         for name, value in record.items():
             if isinstance(value, str | list | dict):
-                cleaned = without_nul(value)
-                if cleaned != value:
-                    self.stats.inc_value(f"tiktok/validation/{name}/nul_stripped")
-                    record[name] = cleaned
+                for problem, clean in CLEANINGS:
+                    cleaned = map_strings(value, clean)
+                    if cleaned != value:
+                        self.stats.inc_value(f"tiktok/validation/{name}/{problem}")
+                        record[name] = value = cleaned
         for name in kind.required:
             if record[name] in (None, ""):
                 raise self._drop(name, "missing")
