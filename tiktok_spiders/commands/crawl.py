@@ -12,6 +12,7 @@ touched.  After the crawl the exit status says whether it is complete:
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import TYPE_CHECKING
 
@@ -57,3 +58,6 @@ class Command(crawl.Command):
             self.exitcode = 1
         else:
             self.exitcode = exit_status(crawler.stats.get_value("finish_reason"))
+        # Everything the crawl wrote is committed and closed: spare the interpreter's
+        # final garbage collection of Scrapy's object graph (~0.3 s of every stage).
+        gc.freeze()
