@@ -48,6 +48,7 @@ class Run:
     records: dict[str, int] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     stage_requests: dict[str, int] = field(default_factory=dict)
+    stage_wall: dict[str, float] = field(default_factory=dict)
 
 
 class EmulatorProcess:
@@ -124,6 +125,7 @@ def study(name: str, config: CorpusConfig, latency: float, *settings: str) -> Ru
         for stage in STAGES:
             wall, rss = crawl(emu.url, data_dir, stage, QUERY_ARGS if stage == "videos" else {}, *settings)
             run.wall += wall
+            run.stage_wall[stage] = wall
             run.peak_rss_mb = max(run.peak_rss_mb, rss)
         with (Path(tmp) / "log").open() as handle:
             entries = [json.loads(line) for line in handle]
@@ -146,13 +148,13 @@ def startup_seconds(config: CorpusConfig) -> float:
     return min(walls)
 
 
-def latency_bound(corpus: Corpus, run: Run, latency: float, concurrency: int) -> float:
-    """The fastest any client could be: per stage, the requests spread over the concurrency,
+def latency_bounds(corpus: Corpus, run: Run, latency: float, concurrency: int) -> dict[str, float]:
+    """The fastest any client could be, per stage: its requests spread over the concurrency,
     but never shorter than its longest chain of dependent pages."""
     videos = corpus.expected_videos(_query(), date(2024, 1, 1), date(2024, 3, 30))
     longest_comment_chain = max((math.ceil(min(v["comment_count"], api.COMMENT_CAP) / 100) or 1) for v in videos)
     chains = {"videos": 3, "comments": longest_comment_chain, "users": 1}
-    return sum(max(run.stage_requests[stage] / concurrency, chains[stage]) * latency for stage in STAGES)
+    return {stage: max(run.stage_requests[stage] / concurrency, chains[stage]) * latency for stage in STAGES}
 
 
 def _query() -> dict:
@@ -270,7 +272,8 @@ def main() -> None:
     fast = study("ours, no latency", config, 0.0)
     startup = startup_seconds(config)
     fixed = startup * len(STAGES)
-    bound = latency_bound(corpus, ours, latency, concurrency)
+    bounds = latency_bounds(corpus, ours, latency, concurrency)
+    bound = sum(bounds.values())
     expected = corpus.expected_videos(_query(), date(2024, 1, 1), date(2024, 3, 30))
     ideal_video_requests = sum(
         math.ceil(len(corpus.search(_query_obj(), start, end)) / 100) or 1 for start, end in _windows()
@@ -290,6 +293,11 @@ def main() -> None:
         f"bound set by latency and concurrency:  {bound:6.1f} s; ours is {ours.wall / bound:.2f}x of it (target <= 1.5x); "
         f"{(ours.wall - fixed) / bound:.2f}x without the stages' fixed cost"
     )
+    for stage in STAGES:
+        print(
+            f"  {stage:10} ours {ours.stage_wall[stage]:5.1f} s, bound {bounds[stage]:5.1f} s; "
+            f"no latency {fast.stage_wall[stage]:5.1f} s"
+        )
     per_record = ours.stage_requests["videos"] / max(ours.records["videos"], 1)
     print(
         f"video stage: {ours.stage_requests['videos']} requests for {ours.records['videos']} videos; "
