@@ -77,3 +77,13 @@ async def test_playlists_from_the_video_feed_despite_500_answers(emulator: Emula
     for row in sorted(videos, key=lambda row: (row["playlist_id"], row["position"])):
         by_playlist.setdefault(row["playlist_id"], []).append(row["video_id"])
     assert by_playlist == {playlist_id: corpus.playlists[playlist_id] for playlist_id in wanted}
+
+
+def test_a_playlist_is_done_once_its_total_is_in_whatever_has_more_says() -> None:
+    spider = PlaylistsSpider(playlist_ids="1")
+    whole = {"playlist_id": 1, "playlist_item_total": 3, "playlist_video_ids": [7, 8, 9], "cursor": 3, "has_more": True}
+    assert spider.next_body(whole, {"playlist_id": 1, "cursor": 0, "max_count": 100}) is None
+    first = {**whole, "playlist_item_total": 5}
+    assert spider.next_body(first, {"playlist_id": 1, "cursor": 0, "max_count": 100})["cursor"] == 3
+    last = {**first, "playlist_video_ids": [10, 11], "cursor": 5}
+    assert spider.next_body(last, {"playlist_id": 1, "cursor": 3, "max_count": 100}) is None

@@ -54,6 +54,16 @@ class PlaylistsSpider(SeedFeedSpider):
             return None
         return super().page_error(response, payload) or f"HTTP {response.status} without the playlist"
 
+    def next_body(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+        """Stop once ``playlist_item_total`` videos are in, whatever ``has_more`` says: the
+        cursor may not be implemented (traktok), and asking again would file the first
+        videos a second time at later positions."""
+        total = data.get("playlist_item_total")
+        served = (body.get("cursor") or 0) + len(data.get("playlist_video_ids") or ())
+        if isinstance(total, int) and served >= total:
+            return None
+        return super().next_body(data, body)
+
     def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Any]:
         start = body.get("cursor") or 0
         if start == 0:
