@@ -290,6 +290,48 @@ async def test_the_request_rate_cap_holds(fresh_emulator: Emulator, tmp_path: Pa
     assert elapsed >= 29 / 20, "30 requests at 20 per second take at least 1.45 s"
 
 
+def test_ctrl_c_while_waiting_for_the_quota_stops_at_once_and_a_rerun_finishes(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    users = list(fresh_emulator.corpus.users)[:20]
+    args = ["crawl", "users", "-a", f"usernames={','.join(users)}"]
+    env = cli_env(fresh_emulator, tmp_path, TIKTOK_DAILY_REQUEST_LIMIT="3", TIKTOK_WAIT_FOR_QUOTA_RESET="true")
+    with subprocess.Popen(
+        [sys.executable, "-m", "scrapy.cmdline", *args],
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")},
+            **env,
+            "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stderr is not None
+        said = []
+        for line in process.stderr:  # the crawl says it waits for the next UTC day...
+            said.append(line)
+            if "waiting" in line and "next UTC day" in line:
+                break
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)  # ...and one Ctrl-C stops it, not midnight
+        said.append(process.communicate(timeout=30)[1])
+        assert process.returncode == 1, "incomplete: the same command continues"
+        assert time.monotonic() - interrupted < 5
+    log = "".join(said)
+    assert sum("next UTC day" in line for line in log.splitlines()) == 1, "said once, not per waiting request"
+    assert "Traceback" not in log and "unclean" not in log
+
+    done = scrapy_cli(tmp_path, {**env, "TIKTOK_DAILY_REQUEST_LIMIT": "1000"}, *args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    available, unavailable = fresh_emulator.corpus.expected_users(set(users))
+    assert_exactly(ids(tmp_path / "users.jsonl", "username"), list(available))
+    assert_exactly(ids(tmp_path / "users_unavailable.jsonl", "username"), list(unavailable))
+    served = [entry["body"]["username"] for entry in request_log(fresh_emulator) if entry["path"] == api.USER_INFO_PATH]
+    assert len(served) == len(set(served)) == len(users), "no user was asked twice"
+
+
 @deferred_f_from_coro_f
 async def test_waiting_for_the_quota_reset_goes_on_by_itself(
     fresh_emulator: Emulator, tmp_path: Path, monkeypatch

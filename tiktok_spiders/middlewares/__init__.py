@@ -6,6 +6,8 @@ import asyncio
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from scrapy.exceptions import IgnoreRequest
+
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
@@ -22,3 +24,27 @@ def stop_crawl(crawler: Crawler, reason: str) -> None:
     if engine is not None and engine.spider is not None:
         crawler.stats.set_value("tiktok/stop_reason", reason)
         asyncio.ensure_future(engine.close_spider_async(reason=reason))
+
+
+class CrawlStopping(IgnoreRequest):
+    """Not sent: the crawl is stopping (Ctrl-C, SIGTERM, quota); the page stays open."""
+
+
+def is_stopping(crawler: Crawler) -> bool:
+    """Whether the crawl is being stopped: by a signal (``Crawler.stop``) or by :func:`stop_crawl`."""
+    return not crawler.crawling or crawler.stats.get_value("tiktok/stop_reason") is not None
+
+
+async def wait_unless_stopping(crawler: Crawler, seconds: float) -> None:
+    """Sleep, but raise :class:`CrawlStopping` as soon as the crawl is being stopped.
+
+    Scrapy's graceful shutdown waits for every request in the downloader, so a
+    request sleeping out a backoff — or the hours to the next UTC midnight —
+    would keep Ctrl-C waiting that long.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        if is_stopping(crawler):
+            raise CrawlStopping("the crawl is stopping")
+        await asyncio.sleep(min(left, 0.25))

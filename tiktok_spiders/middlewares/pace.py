@@ -22,7 +22,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from tiktok_spiders import api
-from tiktok_spiders.middlewares import is_api_request
+from tiktok_spiders.middlewares import is_api_request, wait_unless_stopping
 from tiktok_spiders.middlewares.retry import json_error, retry_after
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class PaceMiddleware:
         loop = asyncio.get_running_loop()
         # re-checked after every sleep: the pause or the rate may have changed meanwhile
         while (wait := max(self.resume_at, self.last_sent_at + self.interval) - loop.time()) > 0:
-            await asyncio.sleep(wait)
+            await wait_unless_stopping(self.crawler, wait)
         self.last_sent_at = request.meta[SENT_AT] = loop.time()
         self.recently_sent.append(self.last_sent_at)
 

@@ -9,8 +9,8 @@ open pages stay open for the next run) — or, with
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -19,7 +19,7 @@ from scrapy.exceptions import IgnoreRequest
 
 from tiktok_spiders import api
 from tiktok_spiders.ledger import Ledger, utc_today
-from tiktok_spiders.middlewares import is_api_request, stop_crawl
+from tiktok_spiders.middlewares import is_api_request, stop_crawl, wait_unless_stopping
 from tiktok_spiders.middlewares.auth import TOKEN_REQUEST
 from tiktok_spiders.middlewares.retry import json_error
 
@@ -50,6 +50,7 @@ class DailyQuotaMiddleware:
         self.limit = crawler.settings.getint("TIKTOK_DAILY_REQUEST_LIMIT")
         self.follow_limit = crawler.settings.getint("TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT")
         self.wait = crawler.settings.getbool("TIKTOK_WAIT_FOR_QUOTA_RESET")
+        self.waiting_until = 0.0  # monotonic time of the next UTC midnight while we wait for it
         self.ledger = Ledger.for_crawler(crawler)
 
     @classmethod
@@ -60,11 +61,13 @@ class DailyQuotaMiddleware:
         return not request.meta.get(TOKEN_REQUEST) and is_api_request(self.crawler, request)
 
     async def _quota_spent(self, why: str) -> None:
-        """Wait for tomorrow's quota, or stop the crawl."""
+        """Wait for tomorrow's quota (said once, however many requests wait), or stop the crawl."""
         if self.wait:
-            delay = seconds_to_utc_midnight()
-            logger.warning("%s; waiting %.0f minutes for the next UTC day.", why, delay / 60)
-            await asyncio.sleep(delay)
+            now = time.monotonic()
+            if self.waiting_until <= now:
+                self.waiting_until = now + seconds_to_utc_midnight()
+                logger.warning("%s; waiting %.0f minutes for the next UTC day.", why, (self.waiting_until - now) / 60)
+            await wait_unless_stopping(self.crawler, self.waiting_until - now)
             return
         if self.crawler.stats.get_value("tiktok/stop_reason") is None:
             logger.warning("%s; stopping. Run the same command again after 00:00 UTC to continue.", why)

@@ -11,7 +11,6 @@ pace middleware's: it slows the whole crawl down.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from typing import TYPE_CHECKING
@@ -20,7 +19,7 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.utils.misc import load_object
 
 from tiktok_spiders import api
-from tiktok_spiders.middlewares import is_api_request
+from tiktok_spiders.middlewares import is_api_request, wait_unless_stopping
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -97,7 +96,7 @@ class ApiRetryMiddleware:
             stats_base_key="tiktok/retry",
         )
         if retry is not None:
-            await asyncio.sleep(self.backoff(request, response))
+            await wait_unless_stopping(self.crawler, self.backoff(request, response))
         return retry
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:
