@@ -277,6 +277,27 @@ async def test_a_rate_limited_crawl_slows_down_instead_of_paying_for_429s(
 
 
 @deferred_f_from_coro_f
+async def test_a_429_without_the_apis_envelope_slows_down_too_and_the_daily_quota_is_left_alone(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    from scrapy.http import JsonResponse, Request, Response
+    from scrapy.utils.test import get_crawler
+
+    from tiktok_spiders.middlewares.pace import RATE_LIMITED_TIMES, PaceMiddleware
+
+    pace = PaceMiddleware(get_crawler(settings_dict=settings_for(fresh_emulator, tmp_path)))
+    request = Request(api.endpoint_url(fresh_emulator.base_url, api.USER_INFO_PATH), method="POST")
+    gateway = Response(request.url, status=429, headers={"Content-Type": "text/html"}, body=b"<html>Too many</html>")
+    retry = await pace.process_response(request, gateway)
+    assert isinstance(retry, Request) and retry.meta[RATE_LIMITED_TIMES] == 1
+    assert pace.resume_at > 0, "every request pauses"
+
+    quota = b'{"data":{},"error":{"code":"daily_quota_limit_exceeded","message":"The API daily quota limit exceeded."}}'
+    spent = JsonResponse(request.url, status=429, headers={"Content-Type": "application/json"}, body=quota)
+    assert await pace.process_response(request, spent) is spent
+
+
+@deferred_f_from_coro_f
 async def test_the_request_rate_cap_holds(fresh_emulator: Emulator, tmp_path: Path) -> None:
     users = list(fresh_emulator.corpus.users)[:30]
     started = time.monotonic()

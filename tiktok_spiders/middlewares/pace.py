@@ -1,12 +1,13 @@
 """How fast requests go: a request-rate cap, and slowing down when the API says so.
 
-A 429 ``rate_limit_exceeded`` says nothing about the page, only that the crawl
-goes too fast — and every request sent into the limit costs quota.  So the whole
-crawl slows down: every API request waits (``Retry-After``, else a backoff that
-grows while 429s keep coming right after the pause), the request rate is halved
-each time a 429 follows a success, and the refused page is asked again with a
-budget of its own, so a busy minute cannot use up the retries meant for real
-failures (those are the retry middleware's).
+A 429 ``rate_limit_exceeded`` (or any 429 but the daily quota's) says nothing
+about the page, only that the crawl goes too fast — and every request sent into
+the limit costs quota.  So the whole crawl slows down: every API request waits
+(``Retry-After``, else a backoff that grows while 429s keep coming right after
+the pause), the request rate is halved each time a 429 follows a success, and
+the refused page is asked again with a budget of its own, so a busy minute
+cannot use up the retries meant for real failures (those are the retry
+middleware's).
 
 Requests wait here, before the access token is put in, so a long wait never
 sends a token that expired in the meantime.  ``TIKTOK_MAX_REQUESTS_PER_SECOND``
@@ -75,9 +76,11 @@ class PaceMiddleware:
             if request.meta.get(SENT_AT, 0.0) >= self.paused_at:
                 self.streak = 0
             return response
-        if response.status != 429 or json_error(response)[0] != api.RATE_LIMIT_EXCEEDED:
+        code = json_error(response)[0] if response.status == 429 else None
+        if code is None or code == api.DAILY_QUOTA_EXCEEDED:  # the quota is the quota middleware's
             return response
-        self.crawler.stats.inc_value(f"tiktok/api_error/{api.RATE_LIMIT_EXCEEDED}")
+        # rate_limit_exceeded, or a 429 without the API's envelope (a gateway's page): too fast
+        self.crawler.stats.inc_value(f"tiktok/api_error/{code or 'http_429'}")
         self._slow_down(request, response)
         times = request.meta.get(RATE_LIMITED_TIMES, 0) + 1
         if request.meta.get("dont_retry") or times > request.meta.get("max_retry_times", self.max_retry_times):

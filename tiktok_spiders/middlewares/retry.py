@@ -43,7 +43,7 @@ def json_error(response: Response) -> tuple[str, str]:
         return ("", "")
     try:
         return api.error_of(response.json())
-    except ValueError:
+    except (ValueError, AttributeError):  # AttributeError: a body Scrapy did not take for text
         return ("", "")
 
 
