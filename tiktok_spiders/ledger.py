@@ -132,11 +132,15 @@ class Ledger:
         ).fetchone()
         return SeedState(*row) if row else None
 
-    def _upsert_seed(self, spider: str, seed: str, **values: Any) -> None:
+    def _upsert_seed(self, spider: str, seed: str, *, add_page: bool = False, **values: Any) -> None:
         values["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+        if add_page:
+            values["pages"] = 1  # a new seed's first page; an existing one's count goes up below
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-        updates = ", ".join(f"{name} = excluded.{name}" for name in values)
+        updates = ", ".join(
+            "pages = seeds.pages + 1" if name == "pages" else f"{name} = excluded.{name}" for name in values
+        )
         self._db.execute(
             f"INSERT INTO seeds (spider, seed, {columns}) VALUES (?, ?, {marks}) "  # noqa: S608 - fixed names
             f"ON CONFLICT (spider, seed) DO UPDATE SET {updates}",
@@ -152,8 +156,8 @@ class Ledger:
             cursor=cursor,
             search_id=search_id,
             reason=None,
+            add_page=True,
         )
-        self._db.execute("UPDATE seeds SET pages = pages + 1 WHERE spider = ? AND seed = ?", (spider, seed))
         self._db.commit()
 
     def fail_seed(self, spider: str, seed: str, reason: str) -> None:
