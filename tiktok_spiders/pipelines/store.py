@@ -11,29 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
 
-from tiktok_spiders.items import kind_of
 from tiktok_spiders.ledger import Ledger
+from tiktok_spiders.pipelines import RecordPipeline
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 
-class LedgerPipeline:
+class LedgerPipeline(RecordPipeline):
     def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-        self.stats = crawler.stats
+        super().__init__(crawler)
         self.ledger = Ledger.for_crawler(crawler)
 
-    @property
-    def spider_name(self) -> str | None:
-        return self.crawler.spider.name if self.crawler.spider else None
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> LedgerPipeline:
-        return cls(crawler)
-
     def process_item(self, item: Any) -> Any:
-        kind = kind_of(item, self.spider_name)
+        kind = self.kind(item)
         if kind is None:
             return item
         record = vars(item)  # a flat dataclass: no need for ItemAdapter's deep copy

@@ -16,12 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
 
-from tiktok_spiders.items import kind_of
+from tiktok_spiders.pipelines import RecordPipeline
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from scrapy.crawler import Crawler
 
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a Python str holds a valid pair as one code point
@@ -61,26 +59,14 @@ def as_int(value: Any) -> int | None:
     return None
 
 
-class ValidationPipeline:
-    def __init__(self, crawler: Crawler) -> None:
-        self.crawler = crawler
-        self.stats = crawler.stats
-
-    @property
-    def spider_name(self) -> str | None:
-        return self.crawler.spider.name if self.crawler.spider else None
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> ValidationPipeline:
-        return cls(crawler)
-
+class ValidationPipeline(RecordPipeline):
     def _drop(self, field: str, problem: str) -> DropItem:
         self.stats.inc_value(f"tiktok/validation/{field}/{problem}")
         self.stats.inc_value("tiktok/dropped")
         return DropItem(f"{field} is {problem}")
 
     def process_item(self, item: Any) -> Any:
-        kind = kind_of(item, self.spider_name)
+        kind = self.kind(item)
         if kind is None:
             return item
         record = vars(item)  # our items are flat dataclasses: edit their fields in place
