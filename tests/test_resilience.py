@@ -278,15 +278,15 @@ async def test_a_rate_limited_crawl_slows_down_instead_of_paying_for_429s(
 
 @deferred_f_from_coro_f
 async def test_a_429_without_the_apis_envelope_slows_down_too_and_the_daily_quota_is_left_alone(
-    fresh_emulator: Emulator, tmp_path: Path
+    emulator: Emulator, tmp_path: Path
 ) -> None:
     from scrapy.http import JsonResponse, Request, Response
     from scrapy.utils.test import get_crawler
 
     from tiktok_spiders.middlewares.pace import RATE_LIMITED_TIMES, PaceMiddleware
 
-    pace = PaceMiddleware(get_crawler(settings_dict=settings_for(fresh_emulator, tmp_path)))
-    request = Request(api.endpoint_url(fresh_emulator.base_url, api.USER_INFO_PATH), method="POST")
+    pace = PaceMiddleware(get_crawler(settings_dict=settings_for(emulator, tmp_path)))
+    request = Request(api.endpoint_url(emulator.base_url, api.USER_INFO_PATH), method="POST")
     gateway = Response(request.url, status=429, headers={"Content-Type": "text/html"}, body=b"<html>Too many</html>")
     retry = await pace.process_response(request, gateway)
     assert isinstance(retry, Request) and retry.meta[RATE_LIMITED_TIMES] == 1
