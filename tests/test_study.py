@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+from scrapy import signals
 from scrapy.utils.defer import deferred_f_from_coro_f
+from scrapy.utils.test import get_crawler
 
 from tests.conftest import STUDY_ARGS, STUDY_DATES, STUDY_QUERY, crawl, read_jsonl, request_log, settings_for
 from tiktok_spiders import api
@@ -136,3 +139,28 @@ async def test_min_comments_skips_uncommented_videos_and_saves_their_requests(
     assert crawler.stats.get_value("tiktok/seeds/skipped_few_comments") == uncommented
     full = read_jsonl(data_dir / "comments.jsonl")
     assert sorted(row["id"] for row in read_jsonl(tmp_path / "comments.jsonl")) == sorted(row["id"] for row in full)
+
+
+@deferred_f_from_coro_f
+async def test_seeds_are_read_as_slots_free_not_all_at_once(emulator: Emulator, tmp_path: Path) -> None:
+    """A million-line seed feed must not become a million scheduled requests (2.8 GB measured)."""
+    usernames = list(emulator.corpus.users)
+    with (tmp_path / "videos.jsonl").open("w") as feed:
+        feed.writelines(json.dumps({"id": number, "username": name}) + "\n" for number, name in enumerate(usernames))
+    waiting: list[int] = []
+    crawler = get_crawler(UsersSpider, settings_for(emulator, tmp_path, CONCURRENT_REQUESTS=4))
+
+    def count_waiting(request: Any) -> None:
+        if api.USER_INFO_PATH not in request.url:
+            return  # the token
+        stats = crawler.stats
+        waiting.append(stats.get_value("scheduler/enqueued", 0) - stats.get_value("scheduler/dequeued", 0))
+
+    crawler.signals.connect(count_waiting, signal=signals.response_received)
+    await crawler.crawl_async()
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    assert len(waiting) == len(usernames) > 1000
+    assert max(waiting) <= 4, "start requests were scheduled ahead of free slots"
+    assert len(read_jsonl(tmp_path / "users.jsonl")) + len(read_jsonl(tmp_path / "users_unavailable.jsonl")) == len(
+        usernames
+    )

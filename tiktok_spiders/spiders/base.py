@@ -130,6 +130,10 @@ class ApiSpider(Spider):
             if state is not None and state.status == "done":
                 self.progress["skipped"] += 1
                 continue
+            # Scrapy reads start() as fast as it yields: a million-line seed feed would
+            # be a million requests in the scheduler.  Yield only while there is room.
+            if self.crawler.engine.needs_backout():
+                await self.crawler.signals.wait_for(signals.scheduler_empty)
             self.progress["scheduled"] += 1
             if state is not None and state.cursor:
                 yield self.resume_request(seed, body, state.cursor, state.search_id)
