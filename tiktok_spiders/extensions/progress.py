@@ -64,11 +64,12 @@ class Progress:
             return
         minutes = (time.monotonic() - self.started) / 60
         requests = self.crawler.stats.get_value("tiktok/requests", 0)
+        # seeds are read as slots free (a feed may have millions), so there is no total to show
         logger.info(
-            "Progress: %d/%d %ss done (%d failed), %d requests (%.0f/min), %s",
+            "Progress: %d %ss done, %d in progress, %d failed; %d requests (%.0f/min), %s",
             progress["done"],
-            progress["scheduled"],
             spider.seed_noun,
+            progress["scheduled"] - progress["done"] - progress["failed"],
             progress["failed"],
             requests,
             requests / minutes if minutes else 0,
