@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from dotenv import find_dotenv, load_dotenv
+from scrapy.settings import default_settings as scrapy_defaults
 
 from tiktok_spiders.api import DEFAULT_BASE_URL
 
@@ -93,6 +94,19 @@ DOWNLOAD_TIMEOUT = 300
 # Pages of one search are strictly ordered; breadth-first keeps old windows finishing first.
 DEPTH_PRIORITY = 0
 
+# Scrapy imports every component its base settings name, even a disabled one.  These
+# two are off above, and their imports (aiohttp, tldextract) cost 0.3 s at the start
+# of every crawl (python -X importtime), so they are not named at all.
+EXTENSIONS_BASE = {
+    path: order
+    for path, order in scrapy_defaults.EXTENSIONS_BASE.items()
+    if path != "scrapy.extensions.remote_control.RemoteControl"
+}
+DOWNLOADER_MIDDLEWARES_BASE = {
+    path: order
+    for path, order in scrapy_defaults.DOWNLOADER_MIDDLEWARES_BASE.items()
+    if path != "scrapy.downloadermiddlewares.cookies.CookiesMiddleware"
+}
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "tiktok_spiders.middlewares.retry.ApiRetryMiddleware": 550,
