@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from tests.conftest import STUDY_DATES, STUDY_QUERY, cli_env, read_jsonl, request_log, scrapy_cli
@@ -82,3 +87,55 @@ def test_bad_study_files_get_one_line(emulator: Emulator, tmp_path: Path) -> Non
     done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path / "data"), "study", str(path))
     assert done.returncode == 2 and "end_date 2024-01-01 is before start_date 2024-02-01" in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_ctrl_c_stops_the_running_stage_and_the_same_command_finishes_the_study(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    fresh_emulator.faults.latency = 0.1  # the comments stage takes seconds: Ctrl-C lands inside it
+    study = tmp_path / "study.toml"
+    study.write_text(STUDY.replace('"users", "followers", "playlists"', '"users"').format(data_dir=tmp_path / "data"))
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")},
+        **cli_env(fresh_emulator, tmp_path / "ignored"),
+        "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings",
+    }
+    with (
+        (tmp_path / "stderr").open("w") as stderr,
+        subprocess.Popen(
+            [sys.executable, "-m", "scrapy.cmdline", "study", str(study)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        ) as process,
+    ):
+        assert process.stdout is not None
+        said = []
+        for line in process.stdout:
+            said.append(line)
+            if line.startswith("== comments"):
+                break
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        said.append(process.communicate(timeout=60)[0])
+    out = "".join(said)
+    assert process.returncode == 1
+    assert re.search(r"^comments +stopped \(exit 1\)", out, re.M)
+    assert re.search(r"^users +not run", out, re.M)
+    assert "Traceback" not in (tmp_path / "stderr").read_text()
+
+    again = scrapy_cli(tmp_path, cli_env(fresh_emulator, tmp_path / "ignored"), "study", str(study))
+    assert again.returncode == 0, again.stderr[-3000:]
+    pages = [
+        (entry["body"]["video_id"], entry["body"]["cursor"])
+        for entry in request_log(fresh_emulator)
+        if entry["path"] == api.COMMENT_LIST_PATH and entry["status"] == 200
+    ]
+    assert len(pages) == len(set(pages)), "a stored comments page was asked again"
+    videos = read_jsonl(tmp_path / "data" / "videos.jsonl")
+    comments = fresh_emulator.corpus.expected_comments(video["id"] for video in videos)
+    assert sorted(row["id"] for row in read_jsonl(tmp_path / "data" / "comments.jsonl")) == sorted(
+        comment["id"] for comment in comments
+    )

@@ -2,8 +2,10 @@
 
 The study file names the stages to run, in order, and the arguments of each
 (the spiders' own ``-a`` arguments); each stage reads its seeds from the feed
-the previous one wrote.  Every stage is an ordinary ``scrapy crawl`` in a child
-process, so it keeps its exit status, summary and resume.  A stage that finished
+the previous one wrote.  The stages are crawled one after the other in this
+process, as Scrapy runs spiders sequentially (which spares each stage the
+interpreter's start-up), with what ``scrapy crawl`` gives each: its arguments
+checked first, its summary, its exit status and resume.  A stage that finished
 is recorded in the ledger and skipped when the study is run again; the command
 ends with one table of what was collected, what is missing and why.
 
@@ -19,10 +21,11 @@ ends with one table of what was collected, what is missing and why.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from tiktok_spiders.commands.crawl import exit_status
 from tiktok_spiders.items import KINDS, unavailable_kind
 from tiktok_spiders.ledger import DONE, Ledger
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument
@@ -38,9 +42,19 @@ from tiktok_spiders.spiders.base import ApiSpider, BadArgument
 if TYPE_CHECKING:
     import argparse
 
+    from scrapy.settings import Settings
     from scrapy.spiderloader import SpiderLoaderProtocol
 
 STAGE_LEDGER_NAME = "study"
+RUNNING = "running"
+
+
+def stop_reactor(_: object = None) -> None:
+    """Stop the reactor once the stages are done (it may be stopping already, after Ctrl-C)."""
+    from twisted.internet import reactor
+
+    with contextlib.suppress(RuntimeError):
+        reactor.stop()
 
 
 class StudyFileError(ValueError):
@@ -119,7 +133,6 @@ def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], l
 
 class Command(ScrapyCommand):
     requires_project = True
-    requires_crawler_process = False
 
     def syntax(self) -> str:
         return "STUDY.toml"
@@ -134,20 +147,15 @@ class Command(ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:
             raise UsageError("give one study file")
-        assert self.settings is not None
-        from scrapy.spiderloader import get_spider_loader
-
-        loader = get_spider_loader(self.settings)
+        assert self.settings is not None and self.crawler_process is not None
+        loader = self.crawler_process.spider_loader
         try:
             stages, arguments, data_dir = load_study(Path(args[0]), loader.list())
-            settings = self.settings.copy()
+            settings = self.settings  # the crawler process's: every stage's crawler is made from it
             if data_dir:  # wins over the environment and .env, not over -s
                 settings.set("TIKTOK_DATA_DIR", data_dir, priority="project")
-            for index, stage in enumerate(stages):
-                spidercls = loader.load(stage)
-                # a later stage's seed feed is written by an earlier one: check only the first
-                if index == 0 and issubclass(spidercls, ApiSpider):
-                    spidercls.check(settings, **arguments[stage])
+            # a later stage's seed feed is written by an earlier one: it is checked when its turn comes
+            self._check(loader.load(stages[0]), settings, arguments[stages[0]])
         except (StudyFileError, BadArgument) as error:
             print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
@@ -155,39 +163,70 @@ class Command(ScrapyCommand):
         ledger = Ledger(settings["TIKTOK_DATA_DIR"])
         outcomes: dict[str, str] = {}
         try:
-            for stage in stages:
-                key = stage_key(stage, arguments[stage])
-                state = ledger.seed(STAGE_LEDGER_NAME, key)
-                if state is not None and state.status == DONE and not opts.fresh:
-                    outcomes[stage] = "done earlier"
-                    print(f"\n== {stage}: finished in an earlier run, skipped", flush=True)
-                    continue
-                stage_arguments = {**arguments[stage], **({"fresh": "true"} if opts.fresh else {})}
-                status = self._crawl(stage, stage_arguments, settings["TIKTOK_DATA_DIR"], opts.set)
-                outcomes[stage] = "finished" if status == 0 else f"stopped (exit {status})"
-                if status != 0:
-                    self.exitcode = status
-                    break
-                ledger.finish_page(STAGE_LEDGER_NAME, key, cursor=None, search_id=None, has_more=False)
+            stages_run = asyncio.get_event_loop().create_task(
+                self._run_stages(stages, arguments, settings, opts.fresh, ledger, outcomes)
+            )
+            stages_run.add_done_callback(stop_reactor)
+            # Ctrl-C stops the running stage cleanly (Scrapy's own signal handling), then the reactor
+            self.crawler_process.start(stop_after_crawl=False)
+            for stage, outcome in outcomes.items():
+                if outcome == RUNNING:  # the reactor stopped before the stage's end was seen
+                    outcomes[stage] = "stopped (exit 1)"
+                    self.exitcode = self.exitcode or 1
             print("\nStudy summary\n" + summary_table(ledger, stages, outcomes, loader), flush=True)
             if self.exitcode:
                 print("The study is incomplete: run the same command again to continue.", flush=True)
         finally:
             ledger.close()
+        gc.freeze()  # as in `scrapy crawl`: everything is written, spare the final collection
 
-    def _crawl(self, stage: str, arguments: dict[str, str], data_dir: str, overrides: list[str]) -> int:
-        """One stage as ``scrapy crawl`` in a child process (with this command's ``-s``); its exit status."""
-        command = [sys.executable, "-m", "scrapy.cmdline", "crawl", stage]
-        for name, value in arguments.items():
-            command += ["-a", f"{name}={value}"]
-        for setting in overrides:
-            command += ["-s", setting]
-        print(
-            f"\n== {stage}: scrapy crawl {stage} " + " ".join(f"-a {k}={v}" for k, v in arguments.items()), flush=True
-        )
-        child = subprocess.Popen(command, env={**os.environ, "TIKTOK_DATA_DIR": data_dir})
+    @staticmethod
+    def _check(spidercls: type, settings: Settings, arguments: dict[str, str]) -> None:
+        if issubclass(spidercls, ApiSpider):
+            spidercls.check(settings, **arguments)
+
+    async def _run_stages(
+        self,
+        stages: list[str],
+        arguments: dict[str, dict[str, str]],
+        settings: Settings,
+        fresh: bool,
+        ledger: Ledger,
+        outcomes: dict[str, str],
+    ) -> None:
+        assert self.crawler_process is not None
+        for stage in stages:
+            key = stage_key(stage, arguments[stage])
+            state = ledger.seed(STAGE_LEDGER_NAME, key)
+            if state is not None and state.status == DONE and not fresh:
+                outcomes[stage] = "done earlier"
+                print(f"\n== {stage}: finished in an earlier run, skipped", flush=True)
+                continue
+            stage_arguments = {**arguments[stage], **({"fresh": "true"} if fresh else {})}
+            print(
+                f"\n== {stage}: scrapy crawl {stage} " + " ".join(f"-a {k}={v}" for k, v in stage_arguments.items()),
+                flush=True,
+            )
+            outcomes[stage] = RUNNING
+            status = await self._crawl(stage, stage_arguments, settings)
+            outcomes[stage] = "finished" if status == 0 else f"stopped (exit {status})"
+            if status != 0:
+                self.exitcode = status
+                return
+            ledger.finish_page(STAGE_LEDGER_NAME, key, cursor=None, search_id=None, has_more=False)
+
+    async def _crawl(self, stage: str, arguments: dict[str, str], settings: Settings) -> int:
+        """One stage, as ``scrapy crawl`` would run it; its exit status."""
+        assert self.crawler_process is not None
+        spidercls = self.crawler_process.spider_loader.load(stage)
         try:
-            return child.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached the child too: let it shut down cleanly and save what it has
-            return child.wait()
+            self._check(spidercls, settings, arguments)
+        except BadArgument as error:
+            print(f"error: {stage}: {error}", file=sys.stderr, flush=True)
+            return 2
+        crawler = self.crawler_process.create_crawler(spidercls)
+        try:
+            await self.crawler_process.crawl(crawler, **arguments)
+        except Exception:  # noqa: BLE001 - Scrapy has logged it; the stage did not run
+            return 1
+        return exit_status(crawler.stats.get_value("finish_reason"))
