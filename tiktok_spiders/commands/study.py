@@ -169,6 +169,8 @@ class Command(ScrapyCommand):
             stages_run.add_done_callback(stop_reactor)
             # Ctrl-C stops the running stage cleanly (Scrapy's own signal handling), then the reactor
             self.crawler_process.start(stop_after_crawl=False)
+            if stages_run.done() and stages_run.exception() is not None:
+                raise stages_run.exception()  # a bug of ours, not a stage's outcome: show it
             for stage, outcome in outcomes.items():
                 if outcome == RUNNING:  # the reactor stopped before the stage's end was seen
                     outcomes[stage] = "stopped (exit 1)"
