@@ -5,7 +5,7 @@ in its own process (so it has a core of its own), and every figure is reported
 together with a baseline measured in the same run: the machines are shared and
 noisy, so ratios are what to compare.
 
-    python bench/run.py            # everything (~5 minutes)
+    python bench/run.py            # everything (~10 minutes)
     python bench/run.py --quick    # smaller sizes, a smoke test of the script
 """
 
