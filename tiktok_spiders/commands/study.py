@@ -42,7 +42,6 @@ from tiktok_spiders.spiders.base import ApiSpider, BadArgument
 if TYPE_CHECKING:
     import argparse
 
-    from scrapy.settings import Settings
     from scrapy.spiderloader import SpiderLoaderProtocol
 
 STAGE_LEDGER_NAME = "study"
@@ -155,7 +154,7 @@ class Command(ScrapyCommand):
             if data_dir:  # wins over the environment and .env, not over -s
                 settings.set("TIKTOK_DATA_DIR", data_dir, priority="project")
             # a later stage's seed feed is written by an earlier one: it is checked when its turn comes
-            self._check(loader.load(stages[0]), settings, arguments[stages[0]])
+            self._check(loader.load(stages[0]), arguments[stages[0]])
         except (StudyFileError, BadArgument) as error:
             print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
@@ -164,7 +163,7 @@ class Command(ScrapyCommand):
         outcomes: dict[str, str] = {}
         try:
             stages_run = asyncio.get_event_loop().create_task(
-                self._run_stages(stages, arguments, settings, opts.fresh, ledger, outcomes)
+                self._run_stages(stages, arguments, opts.fresh, ledger, outcomes)
             )
             stages_run.add_done_callback(stop_reactor)
             # Ctrl-C stops the running stage cleanly (Scrapy's own signal handling), then the reactor
@@ -182,16 +181,15 @@ class Command(ScrapyCommand):
             ledger.close()
         gc.freeze()  # as in `scrapy crawl`: everything is written, spare the final collection
 
-    @staticmethod
-    def _check(spidercls: type, settings: Settings, arguments: dict[str, str]) -> None:
+    def _check(self, spidercls: type, arguments: dict[str, str]) -> None:
+        """What ``scrapy crawl`` checks before a crawl; raises :class:`BadArgument`."""
         if issubclass(spidercls, ApiSpider):
-            spidercls.check(settings, **arguments)
+            spidercls.check(self.settings, **arguments)
 
     async def _run_stages(
         self,
         stages: list[str],
         arguments: dict[str, dict[str, str]],
-        settings: Settings,
         fresh: bool,
         ledger: Ledger,
         outcomes: dict[str, str],
@@ -210,19 +208,19 @@ class Command(ScrapyCommand):
                 flush=True,
             )
             outcomes[stage] = RUNNING
-            status = await self._crawl(stage, stage_arguments, settings)
+            status = await self._crawl(stage, stage_arguments)
             outcomes[stage] = "finished" if status == 0 else f"stopped (exit {status})"
             if status != 0:
                 self.exitcode = status
                 return
             ledger.finish_page(STAGE_LEDGER_NAME, key, cursor=None, search_id=None, has_more=False)
 
-    async def _crawl(self, stage: str, arguments: dict[str, str], settings: Settings) -> int:
+    async def _crawl(self, stage: str, arguments: dict[str, str]) -> int:
         """One stage, as ``scrapy crawl`` would run it; its exit status."""
         assert self.crawler_process is not None
         spidercls = self.crawler_process.spider_loader.load(stage)
         try:
-            self._check(spidercls, settings, arguments)
+            self._check(spidercls, arguments)
         except BadArgument as error:
             print(f"error: {stage}: {error}", file=sys.stderr, flush=True)
             return 2
