@@ -123,6 +123,8 @@ EXTENSIONS = {
     "tiktok_spiders.extensions.progress.Progress": 500,
     "tiktok_spiders.extensions.export.LedgerFeeds": 600,
 }
+# Scrapy's in-memory stats without the per-call cost of its deprecation shim (see stats.py).
+STATS_CLASS = "tiktok_spiders.stats.StatsCollector"
 LOG_LEVEL = "INFO"
 LOG_FORMATTER = "tiktok_spiders.logformatter.QuietLogFormatter"
 FEED_EXPORT_ENCODING = "utf-8"
