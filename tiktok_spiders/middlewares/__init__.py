@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from functools import cache
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.httpobj import urlparse_cached
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -15,7 +17,13 @@ if TYPE_CHECKING:
 
 def is_api_request(crawler: Crawler, request: Request) -> bool:
     """Whether a request goes to the configured API host (compared with its port)."""
-    return urlparse(request.url).netloc == urlparse(crawler.settings["TIKTOK_API_BASE_URL"]).netloc
+    return urlparse_cached(request).netloc == netloc(crawler.settings["TIKTOK_API_BASE_URL"])
+
+
+@cache
+def netloc(url: str) -> str:
+    # asked by four middlewares for every request and response
+    return urlparse(url).netloc
 
 
 def stop_crawl(crawler: Crawler, reason: str) -> None:

@@ -13,9 +13,9 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.httpobj import urlparse_cached
 
 from tiktok_spiders import api
 from tiktok_spiders.ledger import Ledger, utc_today
@@ -78,7 +78,7 @@ class DailyQuotaMiddleware:
         if not self._counts(request):
             return
         # followers and following have a quota of their own (20,000 calls a day)
-        follow = urlparse(request.url).path in FOLLOW_PATHS
+        follow = urlparse_cached(request).path in FOLLOW_PATHS
         bucket, limit, name = (
             ("follow", self.follow_limit, "TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT")
             if follow
