@@ -52,7 +52,9 @@ def test_a_study_file_runs_every_stage_and_an_interrupted_study_resumes(
     second = scrapy_cli(tmp_path, env, "study", str(write_study(tmp_path)))
     assert second.returncode == 0, second.stderr[-3000:]
     assert "== videos: finished in an earlier run, skipped" in second.stdout
-    assert not [e for e in request_log(fresh_emulator)[before:] if e["path"] == api.VIDEO_QUERY_PATH]
+    asked = [entry["path"] for entry in request_log(fresh_emulator)[before:]]
+    assert api.VIDEO_QUERY_PATH not in asked
+    assert asked.count(api.TOKEN_PATH) == 1  # four stages ran, one token
     for stage in ("videos", "comments", "users", "followers", "playlists"):
         assert any(line.startswith(stage) for line in second.stdout.splitlines()), stage
 

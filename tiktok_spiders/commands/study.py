@@ -37,6 +37,7 @@ from scrapy.exceptions import UsageError
 from tiktok_spiders.commands.crawl import exit_status
 from tiktok_spiders.items import KINDS, unavailable_kind
 from tiktok_spiders.ledger import DONE, Ledger
+from tiktok_spiders.middlewares.auth import AccessToken
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument
 
 if TYPE_CHECKING:
@@ -161,6 +162,8 @@ class Command(ScrapyCommand):
             return
         ledger = Ledger(settings["TIKTOK_DATA_DIR"])
         outcomes: dict[str, str] = {}
+        # handed from stage to stage: one token fetch (one round trip) per study, renewed when due
+        self.access_token = AccessToken()
         try:
             stages_run = asyncio.get_event_loop().create_task(
                 self._run_stages(stages, arguments, opts.fresh, ledger, outcomes)
@@ -225,6 +228,7 @@ class Command(ScrapyCommand):
             print(f"error: {stage}: {error}", file=sys.stderr, flush=True)
             return 2
         crawler = self.crawler_process.create_crawler(spidercls)
+        crawler.tiktok_access_token = self.access_token  # type: ignore[attr-defined] - see shared_token
         try:
             await self.crawler_process.crawl(crawler, **arguments)
         except Exception:  # noqa: BLE001 - Scrapy has logged it; the stage did not run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -28,6 +29,23 @@ class CredentialsRejected(IgnoreRequest):
     """The API refused the client key and secret: nothing can be collected."""
 
 
+@dataclass
+class AccessToken:
+    """The token in use and when to renew it (a ``time.monotonic()`` time); in memory only."""
+
+    value: str | None = field(default=None, repr=False)  # a secret: never in a repr, hence a log
+    renew_at: float = 0.0
+
+
+def shared_token(crawler: Crawler) -> AccessToken:
+    """The crawler's token: its own, or one that ``scrapy study`` hands from stage to stage
+    (one fetch, one round trip, per study instead of per stage)."""
+    token = getattr(crawler, "tiktok_access_token", None)
+    if token is None:
+        token = crawler.tiktok_access_token = AccessToken()  # type: ignore[attr-defined]
+    return token
+
+
 class AccessTokenMiddleware:
     """Injects ``Authorization: Bearer …`` into API requests.
 
@@ -43,8 +61,7 @@ class AccessTokenMiddleware:
         self.client_key = settings["TIKTOK_CLIENT_KEY"]
         self.client_secret = settings["TIKTOK_CLIENT_SECRET"]
         self.token_url = api.endpoint_url(settings["TIKTOK_API_BASE_URL"], api.TOKEN_PATH)
-        self._token: str | None = None
-        self._renew_at = 0.0
+        self.token = shared_token(crawler)
         self._pending: asyncio.Future[str] | None = None
         self._rejected = False
 
@@ -75,14 +92,14 @@ class AccessTokenMiddleware:
     def _forget(self, request: Request) -> None:
         """Drop the cached token unless a newer one replaced the one ``request`` used."""
         sent = request.headers.get(b"Authorization", b"").decode()
-        if self._token and sent.endswith(self._token):
-            self._token = None
+        if self.token.value and sent.endswith(self.token.value):
+            self.token.value = None
 
     async def _current_token(self) -> str:
         if self._rejected:
             raise CredentialsRejected("the API refused the client credentials")
-        if self._token and time.monotonic() < self._renew_at:
-            return self._token
+        if self.token.value and time.monotonic() < self.token.renew_at:
+            return self.token.value
         if self._pending is None or self._pending.done():
             self._pending = asyncio.ensure_future(self._fetch())
         return await asyncio.shield(self._pending)
@@ -121,8 +138,8 @@ class AccessTokenMiddleware:
             raise IgnoreRequest(f"no access token (HTTP {response.status} {code or 'no JSON'})")
         lifetime = float(payload.get("expires_in") or 7200)
         # renew before expiry: 5 minutes early, or a tenth of a short lifetime
-        self._renew_at = time.monotonic() + lifetime - min(300.0, lifetime / 10)
-        self._token = token
+        self.token.renew_at = time.monotonic() + lifetime - min(300.0, lifetime / 10)
+        self.token.value = token
         self.crawler.stats.inc_value("tiktok/token/fetched")
         logger.debug("Access token obtained (valid %ss)", int(lifetime))
         return token
