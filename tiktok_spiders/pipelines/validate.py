@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a Python str holds a valid pair as one code point
+#: What either cleaning would change: most strings have neither and cost one scan.
+SUSPECT = re.compile("[\x00\ud800-\udfff]")
 
 
 def without_nul(text: str) -> str:
@@ -71,7 +73,9 @@ class ValidationPipeline(RecordPipeline):
             return item
         record = vars(item)  # our items are flat dataclasses: edit their fields in place
         for name, value in record.items():
-            if isinstance(value, str | list | dict):
+            if isinstance(value, str) and SUSPECT.search(value) is None:
+                continue
+            if isinstance(value, (str, list, dict)):
                 for problem, clean in CLEANINGS:
                     cleaned = map_strings(value, clean)
                     if cleaned != value:
