@@ -20,6 +20,7 @@ from scrapy.utils.test import get_crawler
 from tests.conftest import STUDY_ARGS, STUDY_DATES, STUDY_QUERY, crawl, read_jsonl, request_log, settings_for
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
+from tiktok_spiders.seeds import heaviest_first
 from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.users import UsersSpider
 from tiktok_spiders.spiders.videos import VideosSpider
@@ -139,6 +140,37 @@ async def test_min_comments_skips_uncommented_videos_and_saves_their_requests(
     assert crawler.stats.get_value("tiktok/seeds/skipped_few_comments") == uncommented
     full = read_jsonl(data_dir / "comments.jsonl")
     assert sorted(row["id"] for row in read_jsonl(tmp_path / "comments.jsonl")) == sorted(row["id"] for row in full)
+
+
+def test_the_heaviest_seed_of_the_next_few_goes_first_and_the_feed_still_streams() -> None:
+    read: list[str] = []
+
+    def feed() -> Any:
+        for weight, value in [(1, "a"), (5, "b"), (3, "c"), (9, "d"), (0, "e"), (2, "f")]:
+            read.append(value)
+            yield weight, value
+
+    seeds = heaviest_first(feed(), 3)
+    assert next(seeds) == "b"
+    assert read == ["a", "b", "c"]  # no further ahead than the look-ahead
+    assert list(seeds) == ["d", "c", "f", "a", "e"]
+    assert list(heaviest_first([(0, "x"), (0, "y"), (0, "z")], 3)) == ["x", "y", "z"]  # ties keep feed order
+
+
+@deferred_f_from_coro_f
+async def test_comments_start_with_the_videos_that_have_the_most(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    """Long chains of comment pages start first, so none trails the crawl alone."""
+    videos = [video for video in fresh_emulator.corpus.videos[:400] if video["comment_count"] > 0]
+    with (tmp_path / "videos.jsonl").open("w") as feed:
+        feed.writelines(json.dumps({"id": v["id"], "comment_count": v["comment_count"]}) + "\n" for v in videos)
+    crawler = await crawl(CommentsSpider, settings_for(fresh_emulator, tmp_path, CONCURRENT_REQUESTS=2))
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    asked = [entry["body"] for entry in request_log(fresh_emulator) if entry["path"] == api.COMMENT_LIST_PATH]
+    first_pages = [body["video_id"] for body in asked if body["cursor"] == 0]
+    by_count = sorted(videos, key=lambda video: -min(video["comment_count"], api.COMMENT_CAP))
+    assert sorted(first_pages[:2]) == sorted(video["id"] for video in by_count[:2])
+    assert first_pages[:2] != [video["id"] for video in videos[:2]]  # not simply the feed's order
+    assert len(first_pages) == len(videos)
 
 
 @deferred_f_from_coro_f

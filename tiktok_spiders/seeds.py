@@ -3,15 +3,19 @@
 ``comments`` and ``users`` read the ``video_id``s or ``username``s of a videos
 feed one record at a time — JSON Lines, a JSON array written one record per line
 (as Scrapy writes it) or CSV — so a million-line feed never sits in memory.
-Malformed lines are skipped and counted, never fatal.
+Malformed lines are skipped and counted, never fatal.  A spider that knows how much
+work a seed is (comments: the video's ``comment_count``) gets the heaviest of the
+next :data:`LOOKAHEAD` seeds first.
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
+import itertools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,10 @@ def read_records(path: Path, on_malformed: Callable[[], None]) -> Iterator[dict[
                 on_malformed()
 
 
+#: How many seeds ahead the heaviest is looked for: a few hundred KB at most.
+LOOKAHEAD = 1000
+
+
 def read_values(
     path: Path,
     column: str,
@@ -70,9 +78,27 @@ def read_values(
     on_malformed: Callable[[], None],
     optional: bool = False,
     keep: Callable[[dict[str, Any]], bool] | None = None,
+    weigh: Callable[[dict[str, Any]], float] | None = None,
 ) -> Iterator[Any]:
     """The ``column`` of every record (that ``keep`` keeps), converted; records without a
-    usable value count as malformed, unless the column is ``optional`` and simply empty."""
+    usable value count as malformed, unless the column is ``optional`` and simply empty.
+
+    In feed order, or with ``weigh`` the heaviest first among the next :data:`LOOKAHEAD`."""
+    weighted = _weighted_values(path, column, convert, on_malformed, optional, keep, weigh or (lambda _: 0))
+    if weigh is None:
+        return (value for _, value in weighted)
+    return heaviest_first(weighted, LOOKAHEAD)
+
+
+def _weighted_values(
+    path: Path,
+    column: str,
+    convert: Callable[[Any], Any],
+    on_malformed: Callable[[], None],
+    optional: bool,
+    keep: Callable[[dict[str, Any]], bool] | None,
+    weigh: Callable[[dict[str, Any]], float],
+) -> Iterator[tuple[float, Any]]:
     for record in read_records(path, on_malformed):
         if keep is not None and not keep(record):
             continue
@@ -83,4 +109,22 @@ def read_values(
         if value is None:
             on_malformed()
         else:
-            yield value
+            yield weigh(record), value
+
+
+def heaviest_first(weighted: Iterable[tuple[float, Any]], lookahead: int) -> Iterator[Any]:
+    """The values, each the heaviest of the next ``lookahead`` not yet given (ties in stream order).
+
+    A stage lasts at least as long as its longest chain of pages, one round trip
+    each: a 10-page video started last runs alone at the end of the crawl.  Starting
+    the longest chains first (longest-processing-time-first scheduling) lets the
+    short ones fill the slots beside them, while the feed is still read as a stream.
+    """
+    heap: list[tuple[float, int, Any]] = []
+    order = itertools.count()
+    for weight, value in weighted:
+        heapq.heappush(heap, (-weight, next(order), value))
+        if len(heap) >= lookahead:
+            yield heapq.heappop(heap)[2]
+    while heap:
+        yield heapq.heappop(heap)[2]

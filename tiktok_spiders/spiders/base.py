@@ -325,9 +325,11 @@ class SeedFeedSpider(ApiSpider):
 
     #: Feed records to seed from (None: all of them).
     keep_record: Callable[[dict[str, Any]], bool] | None = None
+    #: How many pages a feed record's seed will take (None: seeds go in feed order).
+    seed_weight: Callable[[dict[str, Any]], float] | None = None
 
     def seed_stream(self) -> Iterable[Any]:
-        """Unique seed values, in feed order, streamed."""
+        """Unique seed values, streamed: in feed order, or the heaviest first (``seed_weight``)."""
         seen: set[Any] = set()
 
         def malformed() -> None:
@@ -338,7 +340,13 @@ class SeedFeedSpider(ApiSpider):
         else:
             assert self.seed_path is not None
             values = read_values(
-                self.seed_path, self.seed_column, self.convert, malformed, self.seed_optional, self.keep_record
+                self.seed_path,
+                self.seed_column,
+                self.convert,
+                malformed,
+                self.seed_optional,
+                self.keep_record,
+                self.seed_weight,
             )
         for value in values:
             if value not in seen:

@@ -56,6 +56,10 @@ class CommentsSpider(SeedFeedSpider):
     def convert(self, value: Any) -> int | None:
         return as_int(value)
 
+    def seed_weight(self, record: dict[str, Any]) -> int:
+        """The comments a video's feed record counts, as many as the API serves: the most go first."""
+        return min(as_int(record.get("comment_count")) or 0, api.COMMENT_CAP)
+
     def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
         for video_id in self.seed_stream():
             yield str(video_id), {"video_id": video_id, "max_count": api.MAX_COUNT, "cursor": 0}
