@@ -84,10 +84,8 @@ def read_values(
     usable value count as malformed, unless the column is ``optional`` and simply empty.
 
     In feed order, or with ``weigh`` the heaviest first among the next :data:`LOOKAHEAD`."""
-    weighted = _weighted_values(path, column, convert, on_malformed, optional, keep, weigh or (lambda _: 0))
-    if weigh is None:
-        return (value for _, value in weighted)
-    return heaviest_first(weighted, LOOKAHEAD)
+    weighted = _weighted_values(path, column, convert, on_malformed, optional, keep, weigh)
+    return heaviest_first(weighted, LOOKAHEAD) if weigh else (value for _, value in weighted)
 
 
 def _weighted_values(
@@ -97,7 +95,7 @@ def _weighted_values(
     on_malformed: Callable[[], None],
     optional: bool,
     keep: Callable[[dict[str, Any]], bool] | None,
-    weigh: Callable[[dict[str, Any]], float],
+    weigh: Callable[[dict[str, Any]], float] | None,
 ) -> Iterator[tuple[float, Any]]:
     for record in read_records(path, on_malformed):
         if keep is not None and not keep(record):
@@ -109,7 +107,7 @@ def _weighted_values(
         if value is None:
             on_malformed()
         else:
-            yield weigh(record), value
+            yield (weigh(record) if weigh else 0), value
 
 
 def heaviest_first(weighted: Iterable[tuple[float, Any]], lookahead: int) -> Iterator[Any]:

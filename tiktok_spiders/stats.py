@@ -1,6 +1,6 @@
 """Scrapy's in-memory stats, without the cost of its deprecation shim.
 
-Since Scrapy 2.13 ``StatsCollector.__getattribute__`` wraps every stats method to
+In Scrapy 2.19 ``StatsCollector.__getattribute__`` wraps every stats method to
 warn when it is passed a ``spider`` argument, and on every other attribute it
 reads (``self._stats`` inside each ``inc_value``) it first looks for a cached
 wrapper and catches the ``AttributeError``.  That makes one ``inc_value`` about
