@@ -325,7 +325,7 @@ class SeedFeedSpider(ApiSpider):
 
     #: Feed records to seed from (None: all of them).
     keep_record: Callable[[dict[str, Any]], bool] | None = None
-    #: How many pages a feed record's seed will take (None: seeds go in feed order).
+    #: How much a feed record's seed will be asked, e.g. its comment count (None: seeds go in feed order).
     seed_weight: Callable[[dict[str, Any]], float] | None = None
 
     def seed_stream(self) -> Iterable[Any]:
