@@ -7,9 +7,12 @@ This replaces the R step that glued JSON pages into tables::
     study = tables.study_tables("data")                       # every feed of a study, joined
     tables.export(study["videos"], "videos.parquet")
 
-Ids are int64 (nullable ``Int64`` where the API left them out) and never pass
-through floats; ``create_time`` and ``playlist_last_updated`` are UTC datetimes;
-lists stay lists and objects dicts (also when read from CSV); flags are booleans.
+Ids and counts are pandas' nullable ``Int64`` (whether or not the API left some
+out) and never pass through floats: records are read as Python objects, never
+through pandas' type inference, which turns a column of int64 ids with a gap
+into float64 and rounds them.  ``create_time``, ``playlist_last_updated`` and
+``collected_at`` are UTC datetimes; lists stay lists and objects dicts (also when
+read from CSV); flags are booleans.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from typing import Any
 
 import pandas as pd
 
+from tiktok_spiders.files import atomic_path, make_dir
 from tiktok_spiders.items import KINDS
 from tiktok_spiders.seeds import feed_format, read_records
 
-#: Integer fields that hold a unix time.
-TIME_COLUMNS = ("create_time", "playlist_last_updated")
+#: Fields that hold a time: unix seconds from the API, ISO 8601 text for ``collected_at``.
+TIME_COLUMNS = ("create_time", "playlist_last_updated", "collected_at")
+INT64_RANGE = (-(2**63), 2**63 - 1)
 
 
 def _field_types() -> dict[str, str]:
@@ -107,6 +112,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _exact_ints(column: str, values: list[Any]) -> pd.api.extensions.ExtensionArray:
+    """Whole numbers as ``Int64``, exactly; a float (which may already be rounded) or a number
+    outside int64 is an error, never a silently wrong value."""
+    numbers: list[int | None] = []
+    for value in values:
+        if _missing(value):
+            numbers.append(None)
+            continue
+        if isinstance(value, float) or isinstance(value, bool):
+            raise ValueError(f"column {column}: {value!r} is not a whole number as the API sends it")
+        number = int(value)
+        if not INT64_RANGE[0] <= number <= INT64_RANGE[1]:
+            raise ValueError(f"column {column}: {number} is outside int64, which no table can hold exactly")
+        numbers.append(number)
+    return pd.array(numbers, dtype="Int64")
+
+
 def typed(frame: pd.DataFrame) -> pd.DataFrame:
     """The documented dtypes, whatever the feed's format."""
     frame = frame.copy()
@@ -114,8 +136,7 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
         values = list(frame[column])
         kind = _column_type(column)
         if kind == "int":
-            exact = pd.array([None if _missing(value) else int(value) for value in values], dtype="Int64")
-            frame[column] = exact.astype("int64") if not exact.isna().any() else exact
+            frame[column] = _exact_ints(column, values)
         elif kind == "time":
             frame[column] = _times(values).to_numpy()
         elif kind == "bool":
@@ -131,6 +152,8 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
                 None if _missing(value) else json.loads(value) if isinstance(value, str) else _plain(value)
                 for value in values
             ]
+        elif frame[column].dtype == object and all(value is None or isinstance(value, str) for value in values):
+            frame[column] = pd.Series(values, dtype="str", index=frame.index)  # text, as read from CSV
     return frame
 
 
@@ -144,7 +167,8 @@ def read_feed(path: str | Path) -> pd.DataFrame:
         def malformed() -> None:
             raise ValueError(f"{path}: a line is not a JSON record")
 
-        frame = pd.DataFrame.from_records(list(read_records(path, malformed)))
+        # dtype=object: pandas would infer float64 for an id column with a gap, and round the ids
+        frame = pd.DataFrame(list(read_records(path, malformed)), dtype=object)
     return typed(frame)
 
 
@@ -174,7 +198,7 @@ def with_urls(
 
 
 def _retyped(joined: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The columns a left join brought in, typed again: missing rows turn their ints into float NaN."""
+    """The columns a left join brought in, typed again (a missing row leaves NaN in a list or text column)."""
     joined[columns] = typed(joined[columns])
     return joined
 
@@ -214,25 +238,45 @@ def study_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:
     return found
 
 
-def export(frame: pd.DataFrame, path: str | Path, fmt: str | None = None) -> Path:
-    """Write a table as CSV (lists and objects as JSON text, times ISO 8601) or Parquet."""
+def has(column: pd.Series, value: Any) -> pd.Series:
+    """Whether each row's list holds ``value``: ``--where "@has(hashtag_names, 'climate')"``."""
+    return column.map(lambda values: isinstance(values, list) and value in values).astype(bool)
+
+
+def select(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The rows matching a pandas query, where times compare with UTC date strings
+    (``create_time >= '2024-02-01'``) and ``@has(column, value)`` tests a list column."""
+    view = frame.assign(
+        **{
+            column: frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+            for column in frame.columns
+            if isinstance(frame[column].dtype, pd.DatetimeTZDtype)
+        }
+    )
+    mask = view.eval(where, local_dict={"has": has})
+    if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
+        raise ValueError("the expression does not say true or false for each row")
+    return frame[mask.fillna(False).astype(bool)]
+
+
+def export(frame: pd.DataFrame, path: str | Path, fmt: str | None = None, private: bool = True) -> Path:
+    """Write a table as CSV (lists and objects as JSON text, times ISO 8601) or Parquet, atomically."""
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    if fmt == "parquet":
-        frame.to_parquet(partial, index=False)
-    elif fmt == "csv":
-        out = frame.copy()
-        for column in out.columns:
-            if _column_type(column) == "json":
-                out[column] = [
-                    None if value is None else json.dumps(value, ensure_ascii=False) for value in out[column]
-                ]
-        out.to_csv(partial, index=False, encoding="utf-8")
-    else:
+    if fmt not in ("parquet", "csv"):
         raise ValueError(f"unknown table format {fmt!r} (use csv or parquet)")
-    partial.replace(path)
+    make_dir(path.parent, private)
+    with atomic_path(path, private=private) as partial:
+        if fmt == "parquet":
+            frame.to_parquet(partial, index=False)
+        else:
+            out = frame.copy()
+            for column in out.columns:
+                if _column_type(column) == "json":
+                    out[column] = [
+                        None if value is None else json.dumps(value, ensure_ascii=False) for value in out[column]
+                    ]
+            out.to_csv(partial, index=False, encoding="utf-8")
     return path
 
 

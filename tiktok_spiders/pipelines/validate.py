@@ -50,14 +50,20 @@ def map_strings(value: Any, clean: Callable[[str], str]) -> Any:
     return value
 
 
+INT64_MAX = 2**63 - 1
+
+
 def as_int(value: Any) -> int | None:
-    """An id as an exact int (the API sends int64 numbers; some clients send strings)."""
+    """An id as an exact int64 (the API sends int64 numbers; some files hold them as text).
+
+    None for anything else, including a number outside int64, which no table could hold.
+    """
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and -INT64_MAX - 1 <= value <= INT64_MAX:
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
     return None
 
 
