@@ -100,6 +100,8 @@ def scrapy_env(url: str, data_dir: Path, daily_limit: int | None = None) -> dict
         TIKTOK_CLIENT_KEY=DEMO_CLIENT_KEY,
         TIKTOK_CLIENT_SECRET=DEMO_CLIENT_SECRET,
         TIKTOK_DATA_DIR=str(data_dir),
+        # each measurement counts its own quota: the user's real quota file is never touched
+        TIKTOK_QUOTA_FILE=str(data_dir.with_name(data_dir.name + "-quota.sqlite")),
         TIKTOK_DAILY_REQUEST_LIMIT=str(daily_limit or 10_000_000),
     )
     return env

@@ -59,6 +59,13 @@ def fresh_emulator(tmp_path: Path) -> Emulator:
         yield api
 
 
+def quota_file(data_dir: Path) -> str:
+    """A test's own quota file beside its data directory: the user's real one is never touched,
+    and tests do not share a day's count."""
+    data_dir = Path(data_dir)
+    return str(data_dir.with_name(data_dir.name + "-quota.sqlite"))
+
+
 def settings_for(api: Emulator, data_dir: Path, **overrides: Any) -> dict[str, Any]:
     values = {name: getattr(project_settings, name) for name in dir(project_settings) if name.isupper()}
     values.update(
@@ -66,13 +73,14 @@ def settings_for(api: Emulator, data_dir: Path, **overrides: Any) -> dict[str, A
         TIKTOK_CLIENT_SECRET=DEMO_CLIENT_SECRET,
         TIKTOK_API_BASE_URL=api.base_url,
         TIKTOK_DATA_DIR=str(data_dir),
+        TIKTOK_QUOTA_FILE=quota_file(data_dir),
         TIKTOK_DAILY_REQUEST_LIMIT=100_000,
         TIKTOK_WAIT_FOR_QUOTA_RESET=False,
         TIKTOK_RETRY_BACKOFF_BASE=0.01,
         TIKTOK_RETRY_BACKOFF_MAX=0.2,
         TIKTOK_END_DATE_INCLUSIVE=True,
         TIKTOK_PROGRESS_INTERVAL=0,
-        TIKTOK_FEED_FORMATS=["jsonl", "csv"],
+        TIKTOK_FEED_FORMATS="jsonl,csv",
         LOG_LEVEL="INFO",
     )
     values.update(overrides)
@@ -157,6 +165,7 @@ def cli_env(api: Emulator, data_dir: Path, **extra: str) -> dict[str, str]:
         "TIKTOK_CLIENT_SECRET": DEMO_CLIENT_SECRET,
         "TIKTOK_API_BASE_URL": api.base_url,
         "TIKTOK_DATA_DIR": str(data_dir),
+        "TIKTOK_QUOTA_FILE": quota_file(data_dir),
         "TIKTOK_RETRY_BACKOFF_BASE": "0.01",
         "TIKTOK_RETRY_BACKOFF_MAX": "0.2",
         **extra,

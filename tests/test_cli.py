@@ -162,7 +162,8 @@ def test_no_secret_or_token_in_debug_logs_feeds_or_state(fresh_emulator: Emulato
         assert done.returncode == 0, done.stderr[-2000:]
         logs.append(done.stderr + done.stdout)
     tokens = fresh_emulator.issued_tokens
-    assert len(tokens) > 3
+    # one per crawl at least (2-second tokens make most crawls renew theirs, but that depends on speed)
+    assert len(tokens) >= 3
     assert re.search(r"Crawled \(200\) <POST .*/v2/research/video/query/", logs[0]), "DEBUG logs were captured"
     haystacks = {"logs": "\n".join(logs).encode()}
     haystacks.update({str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()})

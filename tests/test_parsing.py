@@ -30,10 +30,11 @@ def pipeline() -> ValidationPipeline:
 
 
 def test_items_name_the_api_fields_in_the_api_order() -> None:
-    assert tuple(field.name for field in fields(Video)) == api.VIDEO_FIELDS
-    assert tuple(field.name for field in fields(Comment)) == api.COMMENT_FIELDS
-    assert tuple(field.name for field in fields(User)) == ("username", *api.USER_FIELDS)
-    assert [field.name for field in fields(UnavailableUser)] == ["username", "reason", "message"]
+    # every record ends with when its page was fetched (the project's field, not the API's)
+    assert tuple(field.name for field in fields(Video)) == (*api.VIDEO_FIELDS, "collected_at")
+    assert tuple(field.name for field in fields(Comment)) == (*api.COMMENT_FIELDS, "collected_at")
+    assert tuple(field.name for field in fields(User)) == ("username", *api.USER_FIELDS, "collected_at")
+    assert [field.name for field in fields(UnavailableUser)] == ["username", "reason", "message", "collected_at"]
 
 
 def test_a_real_video_page(pipeline: ValidationPipeline) -> None:

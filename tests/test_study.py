@@ -113,7 +113,7 @@ def test_csv_feeds_read_back_with_pandas_equal_the_jsonl(emulator: Emulator, dat
     assert any(any(ord(char) > 0xFFFF for char in text) for text in table["video_description"]), "emoji survive"
     with (data_dir / "videos.csv").open(encoding="utf-8") as handle:
         header = handle.readline().strip().split(",")
-    assert header == list(api.VIDEO_FIELDS)
+    assert header == [*api.VIDEO_FIELDS, "collected_at"]
 
 
 @deferred_f_from_coro_f

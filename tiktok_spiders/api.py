@@ -144,13 +144,59 @@ def endpoint_url(base_url: str, path: str, fields: tuple[str, ...] | None = None
     return url
 
 
+class BadAnswer(ValueError):
+    """An answer of a shape the API does not send: its page is a failure with this reason."""
+
+
+def _shape(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def page_data(payload: Any) -> dict[str, Any]:
+    """The ``data`` object of an answer, or :class:`BadAnswer`."""
+    if not isinstance(payload, dict):
+        raise BadAnswer(f"the answer is {_shape(payload)}, not a JSON object")
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise BadAnswer(f"its data is {_shape(data)}, not an object")
+    return data
+
+
 def first_list(data: dict[str, Any], keys: tuple[str, ...]) -> list[Any]:
-    """The list under the first of ``keys`` that ``data`` holds (empty when none)."""
+    """The list under the first of ``keys`` that ``data`` holds (empty when none, or null).
+
+    Anything else there (an object, a string) is a :class:`BadAnswer`, never read as records.
+    """
     for key in keys:
         value = data.get(key)
         if isinstance(value, list):
             return value
+        if value is not None:
+            raise BadAnswer(f"{key} is {_shape(value)}, not a list")
     return []
+
+
+def has_more_of(data: dict[str, Any]) -> bool:
+    """``has_more``: true or false (absent or null: false); a string ``"false"`` is a BadAnswer,
+    not a reason to page on until the quota runs out."""
+    value = data.get("has_more")
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadAnswer(f"has_more is {value!r}, not true or false")
+    return value
+
+
+def cursor_of(data: dict[str, Any]) -> int | None:
+    """``cursor`` as a whole number (None when absent)."""
+    value = data.get("cursor")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadAnswer(f"cursor is {value!r}, not a whole number")
+    return value
 
 
 def error_of(payload: Any) -> tuple[str, str]:

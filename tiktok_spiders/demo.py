@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             TIKTOK_CLIENT_KEY=DEMO_CLIENT_KEY,
             TIKTOK_CLIENT_SECRET=DEMO_CLIENT_SECRET,
             TIKTOK_DATA_DIR=str(data_dir),
+            # the sandbox's key gets a quota file of its own, inside the demo's directory
+            TIKTOK_QUOTA_FILE=str(data_dir / ".sandbox-quota.sqlite"),
             TIKTOK_PROGRESS_INTERVAL="5",
             TIKTOK_DAILY_REQUEST_LIMIT="1000000",
         )

@@ -1,7 +1,8 @@
 """One dataclass per API entity, fields named and ordered as the API names them.
 
 Every field is optional because the API omits fields that have no value
-(sparse objects).  ``tests/test_items.py`` keeps these in step with ``api.py``.
+(sparse objects).  ``tests/test_parsing.py`` keeps these in step with ``api.py``.
+``collected_at`` (UTC, when the record's page was fetched) is the project's, not the API's.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Video:
     video_mention_list: list[str] | None = None
     video_label: dict[str, Any] | None = None
     video_tag: dict[str, Any] | None = None
+    collected_at: str | None = None
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Comment:
     reply_count: int | None = None
     parent_comment_id: int | None = None
     create_time: int | None = None
+    collected_at: str | None = None
 
 
 @dataclass
@@ -63,6 +66,7 @@ class User:
     likes_count: int | None = None
     video_count: int | None = None
     bio_url: str | None = None
+    collected_at: str | None = None
 
 
 @dataclass
@@ -72,6 +76,7 @@ class UnavailableUser:
     username: str | None = None
     reason: str | None = None
     message: str | None = None
+    collected_at: str | None = None
 
 
 @dataclass
@@ -103,6 +108,7 @@ class Follower:
     seed_username: str | None = None
     username: str | None = None
     display_name: str | None = None
+    collected_at: str | None = None
 
 
 @dataclass
@@ -112,6 +118,7 @@ class Following:
     seed_username: str | None = None
     username: str | None = None
     display_name: str | None = None
+    collected_at: str | None = None
 
 
 @dataclass
@@ -120,6 +127,7 @@ class Playlist:
     playlist_name: str | None = None
     playlist_item_total: int | None = None
     playlist_last_updated: int | None = None
+    collected_at: str | None = None
 
 
 @dataclass
@@ -129,6 +137,7 @@ class PlaylistVideo:
     playlist_id: int | None = None
     position: int | None = None
     video_id: int | None = None
+    collected_at: str | None = None
 
 
 @dataclass(frozen=True)

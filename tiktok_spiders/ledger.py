@@ -4,7 +4,11 @@
   the deduplication, across runs too);
 - ``seeds``: per spider and seed (a window, a video, a user) the next cursor,
   the search id, and whether it is open, done or failed (with the reason);
-- ``requests``: requests spent per UTC day, across runs.
+- ``requests``: requests this data directory spent per UTC day, across runs (the
+  key's quota, shared by every study, is counted in ``quota_file.py``);
+- ``meta``: which API and which client key (a salted fingerprint) filled it: a data
+  directory holds one study of one API, and a crawl with another is refused;
+- ``runs``: every crawl that closed, for the manifest (``manifest.py``).
 
 A page's records and the cursor that follows it are committed together by
 :meth:`Ledger.finish_page`, so a crash leaves both or neither; resuming asks the
@@ -14,7 +18,9 @@ ledger what is left.  Feeds are views of it, written at close (see
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
+
+from tiktok_spiders.config import ConfigError
+from tiktok_spiders.files import DataDirLock, make_dir, restrict
+from tiktok_spiders.quota_file import fingerprint
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -51,6 +61,16 @@ CREATE TABLE IF NOT EXISTS requests (
     day TEXT PRIMARY KEY,
     count INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    spider TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    run TEXT NOT NULL
+);
 """
 
 OPEN, DONE, FAILED = "open", "done", "failed"
@@ -69,42 +89,133 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+class LedgerWriteError(OSError):
+    """The ledger could not be written (disk full, I/O error): said in one line, the crawl stops."""
+
+
+class ApiMismatch(ConfigError):
+    """The data directory was filled from another API or with another client key."""
+
+
 class Ledger:
     """Records, seed progress and request counts of one data directory."""
 
-    def __init__(self, data_dir: str | Path) -> None:
-        self.path = Path(data_dir) / FILENAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level="DEFERRED")
-        # WAL + NORMAL: a committed page survives kill -9; a power cut can lose
-        # the last pages, but never half of one.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._db.commit()
+    def __init__(self, data_dir: str | Path, *, private: bool = True, lock: bool = False) -> None:
+        data_dir = Path(data_dir)
+        self.path = data_dir / FILENAME
+        self._lock = DataDirLock(data_dir) if lock else None
+        try:
+            make_dir(data_dir, private)
+            new = not self.path.exists()
+            if self._lock is not None:
+                self._lock.acquire(private)
+            self._db = sqlite3.connect(self.path, isolation_level="DEFERRED", timeout=10)
+            if new:
+                restrict(self.path, private)  # SQLite gives its -wal and -shm files the same mode
+            # WAL + NORMAL: a committed page survives kill -9; a power cut can lose
+            # the last pages, but never half of one.
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            self._db.commit()
+        except (sqlite3.Error, OSError) as error:
+            self._release()
+            raise ConfigError(f"cannot use the ledger {self.path}: {_why(error)}") from None
 
     @classmethod
     def for_crawler(cls, crawler: Crawler) -> Ledger:
-        """The crawler's ledger, opened by whichever component asks first and closed with the engine."""
+        """The crawler's ledger, opened (and its data directory locked) by whichever component
+        asks first, bound to the crawl's API and key, and closed with the engine."""
         ledger = getattr(crawler, "tiktok_ledger", None)
         if ledger is None:
-            ledger = cls(crawler.settings["TIKTOK_DATA_DIR"])
+            settings = crawler.settings
+            ledger = cls(settings["TIKTOK_DATA_DIR"], private=settings.getbool("TIKTOK_PRIVATE_FILES"), lock=True)
+            try:
+                ledger.bind(
+                    settings["TIKTOK_API_BASE_URL"],
+                    settings["TIKTOK_CLIENT_KEY"],
+                    allow_change=settings.getbool("TIKTOK_ALLOW_API_CHANGE"),
+                )
+            except ConfigError:
+                ledger.close()
+                raise
             crawler.tiktok_ledger = ledger  # type: ignore[attr-defined]
             crawler.signals.connect(ledger.close, signal=signals.engine_stopped)
         return ledger
 
     def close(self) -> None:
-        self._db.commit()
-        self._db.close()
+        try:
+            self._db.commit()
+            self._db.close()
+        except sqlite3.Error:
+            pass  # what could not be committed was said when it failed
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _commit(self) -> None:
+        try:
+            self._db.commit()
+        except sqlite3.Error as error:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.rollback()  # the page's staged records go with it: it stays open
+            raise LedgerWriteError(f"could not write {self.path}: {_why(error)}") from None
+
+    # -- which API --------------------------------------------------------------
+
+    def meta(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def bind(self, base_url: str, client_key: str, *, allow_change: bool = False) -> None:
+        """Make sure this directory holds data of ``base_url`` and ``client_key`` only.
+
+        A directory filled by another API or key is refused (sandbox records must never
+        reach a real study, nor one study's seeds another key's quota), unless
+        ``allow_change`` says to take it over.  Only a salted fingerprint of the key is kept.
+        """
+        base_url = base_url.rstrip("/")
+        salt = self.meta("key_salt") or secrets.token_hex(16)
+        key = fingerprint(client_key, salt)
+        held_url, held_key = self.meta("api_base_url"), self.meta("key_fingerprint")
+        if held_url is not None and not allow_change:
+            if held_url != base_url:
+                raise ApiMismatch(
+                    f"{self.path.parent} holds data from {held_url}, not {base_url}: use another "
+                    "TIKTOK_DATA_DIR for this API (or set TIKTOK_ALLOW_API_CHANGE=true to mix them)"
+                )
+            if held_key != key:
+                raise ApiMismatch(
+                    f"{self.path.parent} was collected with another client key: use another TIKTOK_DATA_DIR "
+                    "(or set TIKTOK_ALLOW_API_CHANGE=true if this is the same study with a new key)"
+                )
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        values = {"api_base_url": base_url, "key_salt": salt, "key_fingerprint": key, "last_opened": now}
+        if held_url is None:
+            values["created"] = now
+        try:  # also finds a read-only or full ledger now, before the crawl spends anything
+            self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+            self._db.commit()
+        except sqlite3.Error as error:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.rollback()
+            raise ConfigError(f"cannot use the ledger {self.path}: {_why(error)}") from None
 
     # -- records ----------------------------------------------------------------
 
     def add_record(self, kind: str, key: str, record: dict[str, Any]) -> bool:
         """Stage a record for the next commit; False if the ledger already holds it."""
-        cursor = self._db.execute(
-            "INSERT OR IGNORE INTO records (kind, key, data) VALUES (?, ?, ?)",
-            (kind, key, json.dumps(record, ensure_ascii=False)),
-        )
+        try:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO records (kind, key, data) VALUES (?, ?, ?)",
+                (kind, key, json.dumps(record, ensure_ascii=False)),
+            )
+        except sqlite3.OperationalError as error:
+            raise LedgerWriteError(f"could not write {self.path}: {_why(error)}") from None
         return cursor.rowcount == 1
 
     def record_lines(self, kind: str) -> Iterator[str]:
@@ -158,12 +269,12 @@ class Ledger:
             reason=None,
             add_page=True,
         )
-        self._db.commit()
+        self._commit()
 
     def fail_seed(self, spider: str, seed: str, reason: str) -> None:
         """Record why a seed could not be collected; a later run tries it again."""
         self._upsert_seed(spider, seed, status=FAILED, reason=reason)
-        self._db.commit()
+        self._commit()
 
     def seed_counts(self, spider: str) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM seeds WHERE spider = ? GROUP BY status", (spider,))
@@ -181,7 +292,23 @@ class Ledger:
         self._db.execute("DELETE FROM seeds WHERE spider = ?", (spider,))
         for kind in kinds:
             self._db.execute("DELETE FROM records WHERE kind = ?", (kind,))
-        self._db.commit()
+        self._commit()
+
+    # -- runs -----------------------------------------------------------------------
+
+    def add_run(self, spider: str, run: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?)",
+            (spider, run["started"], run["finished"], json.dumps(run, ensure_ascii=False)),
+        )
+        self._commit()
+
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT spider, run FROM runs ORDER BY rowid")
+        return [{"spider": spider, **json.loads(run)} for spider, run in rows]
+
+    def requests_per_day(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT day, count FROM requests ORDER BY day").fetchall())
 
     # -- requests -------------------------------------------------------------------
 
@@ -195,14 +322,24 @@ class Ledger:
         return row[0] if row else 0
 
     def count_request(self, day: date, bucket: str = "research") -> None:
-        """Count one request against ``day``'s quota, durably, before it is sent.
+        """Count one request this study spent; committed with the next page.
 
-        The commit also makes any records staged by pages still in progress durable;
-        that is harmless: their page is not marked done, so a crash re-asks the page
-        and the ledger's keys drop the records it already holds.
+        The quota itself is the key's, reserved durably before the request is sent
+        (``quota_file.py``); this count is the study's share, for its summary and manifest.
         """
         self._db.execute(
             "INSERT INTO requests (day, count) VALUES (?, 1) ON CONFLICT (day) DO UPDATE SET count = count + 1",
             (self._quota_key(day, bucket),),
         )
-        self._db.commit()
+
+
+def _why(error: BaseException) -> str:
+    """An SQLite or OS error in words a researcher can act on."""
+    text = str(error)
+    if "not a database" in text or "malformed" in text:
+        return f"{text} (the file is damaged: restore it from a backup, or use another TIKTOK_DATA_DIR)"
+    if "readonly" in text or isinstance(error, PermissionError):
+        return f"{text} (it is read-only: make it writable, or use another TIKTOK_DATA_DIR)"
+    if "disk is full" in text or getattr(error, "errno", None) == 28:
+        return f"{text} (free some space and run the same command again)"
+    return text

@@ -3,6 +3,8 @@
 ``comments`` and ``users`` read the ``video_id``s or ``username``s of a videos
 feed one record at a time — JSON Lines, a JSON array written one record per line
 (as Scrapy writes it) or CSV — so a million-line feed never sits in memory.
+Feeds may be UTF-8 with or without a byte-order mark (as Excel saves CSV) and with
+CRLF line ends; a file in another encoding is refused before the crawl.
 Malformed lines are skipped and counted, never fatal.  A spider that knows how much
 work a seed is (comments: the video's ``comment_count``) gets the heaviest of the
 next :data:`LOOKAHEAD` seeds first.
@@ -10,6 +12,7 @@ next :data:`LOOKAHEAD` seeds first.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import heapq
 import itertools
@@ -35,18 +38,39 @@ def feed_format(path: Path) -> str:
         raise SeedFileError(f"{path}: unknown feed format (use .jsonl, .json or .csv)") from None
 
 
-def check_feed(path: str | Path) -> Path:
+#: Feeds are UTF-8; ``utf-8-sig`` also takes the byte-order mark Excel writes.
+ENCODING = "utf-8-sig"
+
+
+def check_feed(path: str | Path, column: str | None = None) -> Path:
+    """A seed file that can be read: it exists, is UTF-8 throughout, and (CSV) has the ``column``."""
     path = Path(path)
-    feed_format(path)
+    fmt = feed_format(path)
     if not path.is_file():
         raise SeedFileError(f"seed file {path} does not exist (run the earlier stage first, or pass -a videos=PATH)")
+    decoder = codecs.getincrementaldecoder(ENCODING)()
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):  # streamed: a million-line feed is not held
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as error:
+                raise SeedFileError(
+                    f"{path} is not UTF-8 (byte {offset + error.start}): save it as UTF-8 (in Excel: CSV UTF-8)"
+                ) from None
+            offset += len(chunk)
+    if fmt == "csv" and column is not None:
+        with path.open(encoding=ENCODING, newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if column not in header:
+            raise SeedFileError(f"{path} has no column {column!r} (its columns: {', '.join(header) or 'none'})")
     return path
 
 
 def read_records(path: Path, on_malformed: Callable[[], None]) -> Iterator[dict[str, Any]]:
     """Records of a feed, one at a time; ``on_malformed()`` is called for each bad line."""
     fmt = feed_format(path)
-    with path.open(encoding="utf-8", newline="" if fmt == "csv" else None) as handle:
+    with path.open(encoding=ENCODING, newline="" if fmt == "csv" else None) as handle:
         if fmt == "csv":
             yield from csv.DictReader(handle)
             return

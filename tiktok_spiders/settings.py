@@ -19,6 +19,8 @@ load_dotenv(find_dotenv(usecwd=True), override=False)
 
 
 def _env(name: str, default: str) -> str:
+    """The value as given (text): read with ``getint`` / ``getbool`` where it is used, and
+    checked by ``tiktok_spiders.config`` before a crawl, so a typo is one line, not a traceback."""
     return os.environ.get(name) or default
 
 
@@ -37,38 +39,51 @@ TIKTOK_API_BASE_URL = _env("TIKTOK_API_BASE_URL", DEFAULT_BASE_URL)
 # Feeds and the ledger (resume state, request counts) are kept here.
 TIKTOK_DATA_DIR = _env("TIKTOK_DATA_DIR", "data")
 # Feed formats written from the ledger when a spider closes (jsonl, csv).
-TIKTOK_FEED_FORMATS = _env("TIKTOK_FEED_FORMATS", "jsonl,csv").split(",")
+TIKTOK_FEED_FORMATS = _env("TIKTOK_FEED_FORMATS", "jsonl,csv")
+# Requests are counted per client key and UTC day in this file, shared by every data
+# directory of this user (TikTok counts the quota per key).  Empty: the user's state
+# directory (~/.local/state/tiktok-spiders/quota.sqlite on Linux).
+TIKTOK_QUOTA_FILE = _env("TIKTOK_QUOTA_FILE", "")
+# A data directory belongs to the API and client key that filled it; true lets a crawl
+# with another base URL or key use it anyway (and makes it theirs from then on).
+TIKTOK_ALLOW_API_CHANGE = _env("TIKTOK_ALLOW_API_CHANGE", "false")
+# The data directory and its files are readable by their owner only (0700 / 0600);
+# false leaves permissions to the umask.
+TIKTOK_PRIVATE_FILES = _env("TIKTOK_PRIVATE_FILES", "true")
+# A crawl stops before the next request when the data directory's disk has less free
+# space than this (MB): a page is never paid for without room to store it.
+TIKTOK_MIN_FREE_SPACE_MB = _env("TIKTOK_MIN_FREE_SPACE_MB", "100")
 
 # --- Quota -------------------------------------------------------------------
 # Requests per UTC day, counted across runs; the crawl stops cleanly before it.
-TIKTOK_DAILY_REQUEST_LIMIT = int(_env("TIKTOK_DAILY_REQUEST_LIMIT", "1000"))
+TIKTOK_DAILY_REQUEST_LIMIT = _env("TIKTOK_DAILY_REQUEST_LIMIT", "1000")
 # Followers and following have a quota of their own: 20,000 calls per UTC day.
-TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT = int(_env("TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT", "20000"))
+TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT = _env("TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT", "20000")
 # When the quota is spent, wait for the next UTC midnight and go on (else stop).
-TIKTOK_WAIT_FOR_QUOTA_RESET = _env("TIKTOK_WAIT_FOR_QUOTA_RESET", "false").lower() in ("1", "true", "yes")
+TIKTOK_WAIT_FOR_QUOTA_RESET = _env("TIKTOK_WAIT_FOR_QUOTA_RESET", "false")
 
 # --- Retries -----------------------------------------------------------------
 # Attempts after the first for 5xx, timeouts, dropped connections, rate limits
 # and the API's transient "Search Id ... invalid" / "Invalid count or cursor".
-TIKTOK_RETRY_TIMES = int(_env("TIKTOK_RETRY_TIMES", "8"))
+TIKTOK_RETRY_TIMES = _env("TIKTOK_RETRY_TIMES", "8")
 # Exponential backoff: base * 2**attempt seconds, with full jitter, capped.
-TIKTOK_RETRY_BACKOFF_BASE = float(_env("TIKTOK_RETRY_BACKOFF_BASE", "1.0"))
-TIKTOK_RETRY_BACKOFF_MAX = float(_env("TIKTOK_RETRY_BACKOFF_MAX", "60"))
+TIKTOK_RETRY_BACKOFF_BASE = _env("TIKTOK_RETRY_BACKOFF_BASE", "1.0")
+TIKTOK_RETRY_BACKOFF_MAX = _env("TIKTOK_RETRY_BACKOFF_MAX", "60")
 
 # --- Pace -----------------------------------------------------------------------
 # At most this many requests per second (0: no cap).  Off by default: at the API's
 # latencies (seconds) 16 concurrent requests stay below the official client's 10/s,
 # and a 429 rate_limit_exceeded pauses the crawl and halves its rate from then on.
-TIKTOK_MAX_REQUESTS_PER_SECOND = float(_env("TIKTOK_MAX_REQUESTS_PER_SECOND", "0"))
+TIKTOK_MAX_REQUESTS_PER_SECOND = _env("TIKTOK_MAX_REQUESTS_PER_SECOND", "0")
 
 # --- Query semantics ---------------------------------------------------------
 # The API's docs disagree on whether end_date is inclusive; evidence says it is.
 # Set false to send end_date + 1 day so that the requested last day is covered.
-TIKTOK_END_DATE_INCLUSIVE = _env("TIKTOK_END_DATE_INCLUSIVE", "true").lower() in ("1", "true", "yes")
+TIKTOK_END_DATE_INCLUSIVE = _env("TIKTOK_END_DATE_INCLUSIVE", "true")
 
 # --- Progress ----------------------------------------------------------------
 # Seconds between progress lines on long crawls.
-TIKTOK_PROGRESS_INTERVAL = float(_env("TIKTOK_PROGRESS_INTERVAL", "30"))
+TIKTOK_PROGRESS_INTERVAL = _env("TIKTOK_PROGRESS_INTERVAL", "30")
 
 # --- Scrapy ------------------------------------------------------------------
 # An API, not a website: robots.txt does not apply (and the API has none).
@@ -91,8 +106,10 @@ SCRAPER_SLOT_MAX_ACTIVE_SIZE = 1_000_000
 CONCURRENT_ITEMS = 1
 # The API can take minutes (504 after ~4 min); give it that long.
 DOWNLOAD_TIMEOUT = 300
-# Pages of one search are strictly ordered; breadth-first keeps old windows finishing first.
-DEPTH_PRIORITY = 0
+# The API never redirects: a 3xx means a wrong TIKTOK_API_BASE_URL (http for https, a
+# proxy's login page), and following it would turn each POST into a GET.  It is a failure
+# with its reason instead.
+REDIRECT_ENABLED = False
 
 # Scrapy imports every component its base settings name, even a disabled one.  These
 # two are off above, and their imports (aiohttp, tldextract) cost 0.3 s at the start
@@ -120,8 +137,9 @@ ITEM_PIPELINES = {
 }
 EXTENSIONS = {
     "scrapy.extensions.logstats.LogStats": None,
-    "tiktok_spiders.extensions.progress.Progress": 500,
-    "tiktok_spiders.extensions.export.LedgerFeeds": 600,
+    # feeds first, so the closing summary knows whether they could be written
+    "tiktok_spiders.extensions.export.LedgerFeeds": 500,
+    "tiktok_spiders.extensions.progress.Progress": 600,
 }
 # Scrapy's in-memory stats without the per-call cost of its deprecation shim (see stats.py).
 STATS_CLASS = "tiktok_spiders.stats.StatsCollector"

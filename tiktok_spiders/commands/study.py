@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
-from tiktok_spiders.commands.crawl import exit_status
+from tiktok_spiders.commands.crawl import exit_status, open_data_dir
 from tiktok_spiders.items import KINDS, unavailable_kind
 from tiktok_spiders.ledger import DONE, Ledger
 from tiktok_spiders.middlewares.auth import AccessToken
@@ -99,11 +99,12 @@ def stage_key(stage: str, arguments: dict[str, str]) -> str:
 
 
 def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], loader: SpiderLoaderProtocol) -> str:
-    """One table: per stage, its outcome, seeds done / failed / open, records, and why."""
-    rows = [("stage", "outcome", "done", "failed", "open", "records", "unavailable")]
+    """One table: per stage, its outcome, its seeds as its own summary counted them, records, and why."""
+    rows = [("stage", "outcome", "done", "failed", "begun", "not started", "records", "unavailable")]
     reasons = []
+    last_tally = {run["spider"]: run.get("seeds") or {} for run in ledger.runs()}
     for stage in stages:
-        counts = ledger.seed_counts(stage)
+        counts = last_tally.get(stage, {})
         spidercls = loader.load(stage)
         feeds = [
             kind.feed
@@ -116,9 +117,7 @@ def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], l
             (
                 stage,
                 outcomes.get(stage, "not run"),
-                str(counts.get(DONE, 0)),
-                str(counts.get("failed", 0)),
-                str(counts.get("open", 0)),
+                *(str(counts[key]) if key in counts else "-" for key in ("done", "failed", "begun", "not_started")),
                 records,
                 str(unavailable),
             )
@@ -156,11 +155,11 @@ class Command(ScrapyCommand):
                 settings.set("TIKTOK_DATA_DIR", data_dir, priority="project")
             # a later stage's seed feed is written by an earlier one: it is checked when its turn comes
             self._check(loader.load(stages[0]), arguments[stages[0]])
+            ledger = open_data_dir(settings)
         except (StudyFileError, BadArgument) as error:
             print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
             return
-        ledger = Ledger(settings["TIKTOK_DATA_DIR"])
         outcomes: dict[str, str] = {}
         # handed from stage to stage: one token fetch (one round trip) per study, renewed when due
         self.access_token = AccessToken()
@@ -233,4 +232,4 @@ class Command(ScrapyCommand):
             await self.crawler_process.crawl(crawler, **arguments)
         except Exception:  # noqa: BLE001 - Scrapy has logged it; the stage did not run
             return 1
-        return exit_status(crawler.stats.get_value("finish_reason"))
+        return exit_status(crawler)

@@ -1,4 +1,4 @@
-"""Feeds as views of the ledger, written when a spider closes.
+"""Feeds as views of the ledger, and the provenance manifest, written when a spider closes.
 
 Each kind of record a spider stores is written whole — ``<data dir>/<kind>.jsonl``
 and ``.csv`` — to a temporary file that is then renamed, so a reader never sees
@@ -14,14 +14,18 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
+import sqlite3
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from scrapy import signals
 
+from tiktok_spiders.config import feed_formats
+from tiktok_spiders.files import atomic_write
 from tiktok_spiders.ledger import Ledger
+from tiktok_spiders.manifest import FILENAME as MANIFEST
+from tiktok_spiders.manifest import write_manifest
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -40,18 +44,10 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-FORMATS = ("jsonl", "csv")
-
-
-def write_feed(ledger: Ledger, kind: RecordKind, path: Path, fmt: str) -> int:
+def write_feed(ledger: Ledger, kind: RecordKind, path: Path, fmt: str, private: bool = True) -> int:
     """Write every stored record of ``kind`` to ``path`` atomically; returns the count."""
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", encoding="utf-8", newline="") as handle:
-        count = (write_jsonl if fmt == "jsonl" else write_csv)(ledger, kind, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-    return count
+    with atomic_write(path, private=private) as handle:
+        return (write_jsonl if fmt == "jsonl" else write_csv)(ledger, kind, handle)
 
 
 def write_jsonl(ledger: Ledger, kind: RecordKind, handle: TextIO) -> int:
@@ -83,10 +79,8 @@ class LedgerFeeds:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.data_dir = Path(crawler.settings["TIKTOK_DATA_DIR"])
-        self.formats = [fmt.strip() for fmt in crawler.settings.getlist("TIKTOK_FEED_FORMATS") if fmt.strip()]
-        unknown = [fmt for fmt in self.formats if fmt not in FORMATS]
-        if unknown:
-            raise ValueError(f"TIKTOK_FEED_FORMATS: unknown format {unknown[0]!r} (use {', '.join(FORMATS)})")
+        self.formats = feed_formats(crawler.settings)
+        self.private = crawler.settings.getbool("TIKTOK_PRIVATE_FILES")
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
 
     @classmethod
@@ -94,12 +88,24 @@ class LedgerFeeds:
         return cls(crawler)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
-        if self.crawler.settings.getdict("FEEDS") or not hasattr(spider, "kinds"):
-            return
+        if not hasattr(spider, "kinds") or reason == "invalid_credentials":
+            return  # credentials refused: nothing was collected, and exit status 2 writes nothing
         ledger = Ledger.for_crawler(self.crawler)
-        for kind in spider.kinds:
-            for fmt in self.formats:
-                path = self.data_dir / f"{kind.feed}.{fmt}"
-                count = write_feed(ledger, kind, path, fmt)
-                self.crawler.stats.set_value(f"tiktok/feed/{kind.feed}.{fmt}", count)
-                logger.info("Wrote %d %s to %s", count, kind.feed, path)
+        path = self.data_dir
+        try:
+            if not self.crawler.settings.getdict("FEEDS"):
+                for kind in spider.kinds:
+                    for fmt in self.formats:
+                        path = self.data_dir / f"{kind.feed}.{fmt}"
+                        count = write_feed(ledger, kind, path, fmt, self.private)
+                        self.crawler.stats.set_value(f"tiktok/feed/{kind.feed}.{fmt}", count)
+                        logger.info("Wrote %d %s to %s", count, kind.feed, path)
+            path = self.data_dir / MANIFEST
+            outcome = "write_failed" if self.crawler.stats.get_value("tiktok/write_failed") else reason
+            ledger.add_run(spider.name, spider.run_record(outcome))
+            write_manifest(ledger, self.data_dir, self.private)
+        except (OSError, sqlite3.Error) as error:
+            # Scrapy would log this handler's exception and exit 0: the exit status must say it
+            message = f"could not write {path}: {error}"
+            self.crawler.stats.set_value("tiktok/write_failed", message)
+            logger.error("%s. The records are safe in the ledger: fix this and run the same command.", message)

@@ -27,7 +27,16 @@ NEXT_STEP = {
     "daily_quota_exhausted": "STOPPED: the daily quota is spent; run the same command after 00:00 UTC to continue.",
     "invalid_credentials": "STOPPED: the API refused the client key and secret.",
     "shutdown": "INTERRUPTED: run the same command again to continue where it stopped.",
+    "token_unavailable": "STOPPED: no access token (see the error above); check TIKTOK_API_BASE_URL and the "
+    "network, then run the same command again.",
+    "write_failed": "STOPPED: a file could not be written (see the error above); what was collected is safe in "
+    "the ledger: fix it and run the same command again.",
 }
+
+
+def seed_line(tally: dict[str, int]) -> str:
+    """The one way seeds are counted, in every summary."""
+    return f"{tally['done']} done, {tally['failed']} failed, {tally['begun']} begun, {tally['not_started']} not started"
 
 
 class Progress:
@@ -85,11 +94,12 @@ class Progress:
         stats = self.crawler.stats
         ledger = Ledger.for_crawler(self.crawler)
         noun = spider.seed_noun
-        left_open = progress["scheduled"] - progress["done"] - progress["failed"]
+        tally = spider.final_tally()
+        if stats.get_value("tiktok/write_failed"):
+            reason = "write_failed"
         lines = [
             f"Summary of {spider.name}: {NEXT_STEP.get(reason, reason)}",
-            f"  {noun}s: {progress['done']} collected, {progress['skipped']} already done earlier, "
-            f"{progress['failed']} failed, {max(left_open, 0)} not finished",
+            f"  {noun}s: {seed_line(tally)} ({progress['done']} done and {progress['failed']} failed in this run)",
             f"  requests: {stats.get_value('tiktok/requests', 0)} ({stats.get_value('tiktok/retry/count', 0)} retries)",
             f"  records: {self._records(spider)}; dropped as invalid: {stats.get_value('tiktok/dropped', 0)}",
         ]
@@ -113,4 +123,8 @@ class Progress:
         if failed:
             lines.append(f"  failed {noun}s (first {len(failed)}):")
             lines.extend(f"    {seed}: {why}" for seed, why in failed)
+        left = tally["failed"] + tally["begun"] + tally["not_started"]
+        if left and reason != "finished":
+            when = "after 00:00 UTC" if reason == "daily_quota_exhausted" else "again"
+            lines.append(f"  left: {left} {noun}s, at least {left} requests; next step: run the same command {when}")
         logger.info("\n".join(lines))

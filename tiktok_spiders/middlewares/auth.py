@@ -23,10 +23,17 @@ logger = logging.getLogger(__name__)
 
 TOKEN_REQUEST = "tiktok_token_request"
 AUTH_RETRIES = "tiktok_auth_retries"
+#: Retries of the token request itself (about 7 s of backoff in all): a page waiting for
+#: the token is not retried for it, so an unreachable API fails in seconds, not hours.
+TOKEN_RETRY_TIMES = 3
 
 
 class CredentialsRejected(IgnoreRequest):
     """The API refused the client key and secret: nothing can be collected."""
+
+
+class TokenUnavailable(IgnoreRequest):
+    """No access token could be had (API unreachable, or an answer that is not a token)."""
 
 
 @dataclass
@@ -64,6 +71,7 @@ class AccessTokenMiddleware:
         self.token = shared_token(crawler)
         self._pending: asyncio.Future[str] | None = None
         self._rejected = False
+        self._unavailable: str | None = None  # why no token could be had; the crawl is stopping
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> AccessTokenMiddleware:
@@ -98,6 +106,8 @@ class AccessTokenMiddleware:
     async def _current_token(self) -> str:
         if self._rejected:
             raise CredentialsRejected("the API refused the client credentials")
+        if self._unavailable is not None:
+            raise TokenUnavailable(self._unavailable)
         if self.token.value and time.monotonic() < self.token.renew_at:
             return self.token.value
         if self._pending is None or self._pending.done():
@@ -113,17 +123,22 @@ class AccessTokenMiddleware:
             method="POST",
             body=body,
             headers={"Content-Type": "application/x-www-form-urlencoded", "Cache-Control": "no-cache"},
-            meta={TOKEN_REQUEST: True, "handle_httpstatus_all": True},
+            meta={TOKEN_REQUEST: True, "handle_httpstatus_all": True, "max_retry_times": TOKEN_RETRY_TIMES},
             dont_filter=True,
         )
         assert self.crawler.engine is not None
-        response = await self.crawler.engine.download_async(request)
+        try:
+            response = await self.crawler.engine.download_async(request)
+        except IgnoreRequest:
+            raise
+        except Exception as error:  # noqa: BLE001 - refused, DNS, TLS, timeout: after the retries
+            raise self._give_up(f"{type(error).__name__}: {error}") from None
         try:
             payload = response.json()
-        except ValueError:
+        except (ValueError, AttributeError):  # not JSON (AttributeError: not even text)
             payload = None
         token = payload.get("access_token") if isinstance(payload, dict) else None
-        if not token:
+        if not isinstance(token, str) or not token:
             code, message = api.error_of(payload)
             if code in (api.INVALID_CLIENT, "invalid_request", "unauthorized_client", "access_denied"):
                 self._rejected = True
@@ -135,11 +150,23 @@ class AccessTokenMiddleware:
                 )
                 stop_crawl(self.crawler, "invalid_credentials")
                 raise CredentialsRejected("the API refused the client credentials")
-            raise IgnoreRequest(f"no access token (HTTP {response.status} {code or 'no JSON'})")
-        lifetime = float(payload.get("expires_in") or 7200)
+            content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1") or "no content type"
+            what = f"{code}: {message}" if code not in ("", api.OK) else f"not a token ({content_type})"
+            raise self._give_up(f"HTTP {response.status} {what}")
+        try:
+            lifetime = float(payload.get("expires_in") or 7200)
+        except (TypeError, ValueError):
+            lifetime = 7200.0
         # renew before expiry: 5 minutes early, or a tenth of a short lifetime
         self.token.renew_at = time.monotonic() + lifetime - min(300.0, lifetime / 10)
         self.token.value = token
         self.crawler.stats.inc_value("tiktok/token/fetched")
         logger.debug("Access token obtained (valid %ss)", int(lifetime))
         return token
+
+    def _give_up(self, why: str) -> TokenUnavailable:
+        """Stop the crawl: without a token no page can be asked."""
+        self._unavailable = f"no access token from {self.token_url}: {why}"
+        logger.error("%s. Check TIKTOK_API_BASE_URL and the network; run the same command again.", self._unavailable)
+        stop_crawl(self.crawler, "token_unavailable")
+        return TokenUnavailable(self._unavailable)

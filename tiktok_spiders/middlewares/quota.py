@@ -1,27 +1,34 @@
-"""The daily request quota: counted per UTC day across runs, never overspent.
+"""The daily request quota: the client key's, per UTC day, never overspent.
 
-Every API request is counted in the ledger before it is sent, so a crash cannot
-make us forget what we spent.  At ``TIKTOK_DAILY_REQUEST_LIMIT``, or when the
-API answers 429 ``daily_quota_limit_exceeded``, the crawl stops cleanly (its
-open pages stay open for the next run) — or, with
-``TIKTOK_WAIT_FOR_QUOTA_RESET``, sleeps until the next UTC midnight and goes on.
+Every API request is reserved in the key's quota file (shared by every data
+directory and process of this user) before it is sent, in one atomic step, so a
+crash cannot make us forget what we spent and two crawls cannot overspend
+together; the data directory's ledger keeps the study's own share.  At
+``TIKTOK_DAILY_REQUEST_LIMIT``, or when the API answers 429
+``daily_quota_limit_exceeded``, the crawl stops cleanly (its open pages stay
+open for the next run) — or, with ``TIKTOK_WAIT_FOR_QUOTA_RESET``, sleeps until
+the next UTC midnight and goes on.  A request is also never sent when the data
+directory's disk has no room left to store its answer.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.httpobj import urlparse_cached
 
 from tiktok_spiders import api
 from tiktok_spiders.ledger import Ledger, utc_today
-from tiktok_spiders.middlewares import is_api_request, stop_crawl, wait_unless_stopping
+from tiktok_spiders.middlewares import CrawlStopping, is_api_request, is_stopping, stop_crawl, wait_unless_stopping
 from tiktok_spiders.middlewares.auth import TOKEN_REQUEST
 from tiktok_spiders.middlewares.retry import json_error
+from tiktok_spiders.quota_file import QuotaFile
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -33,6 +40,10 @@ logger = logging.getLogger(__name__)
 
 class QuotaExhausted(IgnoreRequest):
     """Not sent (or refused) because today's quota is spent; the page stays open."""
+
+
+class NoRoomToStore(IgnoreRequest):
+    """Not sent: the data directory's disk is (nearly) full; the page stays open."""
 
 
 def seconds_to_utc_midnight() -> float:
@@ -51,7 +62,10 @@ class DailyQuotaMiddleware:
         self.follow_limit = crawler.settings.getint("TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT")
         self.wait = crawler.settings.getbool("TIKTOK_WAIT_FOR_QUOTA_RESET")
         self.waiting_until = 0.0  # monotonic time of the next UTC midnight while we wait for it
+        self.min_free_bytes = crawler.settings.getfloat("TIKTOK_MIN_FREE_SPACE_MB") * 1e6
         self.ledger = Ledger.for_crawler(crawler)
+        self.quota = QuotaFile(crawler.settings["TIKTOK_QUOTA_FILE"], crawler.settings["TIKTOK_CLIENT_KEY"])
+        crawler.signals.connect(self.quota.close, signal=signals.engine_stopped)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> DailyQuotaMiddleware:
@@ -84,10 +98,29 @@ class DailyQuotaMiddleware:
             if follow
             else ("research", self.limit, "TIKTOK_DAILY_REQUEST_LIMIT")
         )
-        while self.ledger.requests_on(utc_today(), bucket) >= limit:
-            await self._quota_spent(f"Today's {limit} requests ({name}) are spent")
+        if is_stopping(self.crawler):  # the last gate before a request is paid for
+            raise CrawlStopping("the crawl is stopping")
+        self._check_room()
+        while not self.quota.reserve(utc_today(), bucket, limit):
+            await self._quota_spent(f"Today's {limit} requests of this client key ({name}) are spent")
         self.ledger.count_request(utc_today(), bucket)
         self.crawler.stats.inc_value("tiktok/requests")
+
+    def _check_room(self) -> None:
+        """Stop before paying for a page that could not be stored."""
+        free = shutil.disk_usage(self.ledger.path.parent).free
+        if free >= self.min_free_bytes:
+            return
+        if self.crawler.stats.get_value("tiktok/stop_reason") is None:
+            message = (
+                f"{self.ledger.path.parent} has {free / 1e6:.0f} MB free, less than TIKTOK_MIN_FREE_SPACE_MB "
+                f"({self.min_free_bytes / 1e6:g}): stopping before the next request. Free some space and run "
+                "the same command again"
+            )
+            self.crawler.stats.set_value("tiktok/write_failed", message)
+            logger.error(message)
+        stop_crawl(self.crawler, "write_failed")
+        raise NoRoomToStore("no room to store the answer")
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:
         if response.status != 429 or not self._counts(request):

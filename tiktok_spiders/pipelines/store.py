@@ -2,7 +2,8 @@
 
 A record whose kind and key the ledger already holds — from this run or an
 earlier one — is dropped and counted as a duplicate; a new one is staged and
-committed together with its page by the spider (``Ledger.finish_page``).
+committed together with its page by the spider (``Ledger.finish_page``), which
+counts it once the commit holds.
 """
 
 from __future__ import annotations
@@ -31,5 +32,4 @@ class LedgerPipeline(RecordPipeline):
         if not self.ledger.add_record(kind.feed, kind.key(record), record):
             self.stats.inc_value(f"tiktok/duplicates/{kind.feed}")
             raise DropItem(f"duplicate {kind.feed} record {kind.key(record)}", log_level="DEBUG")
-        self.stats.inc_value(f"tiktok/records/{kind.feed}")
         return item

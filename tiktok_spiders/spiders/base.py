@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlparse
@@ -24,8 +25,11 @@ from scrapy.http import JsonRequest
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from tiktok_spiders import api
-from tiktok_spiders.items import UnavailableUser, known_fields
-from tiktok_spiders.ledger import Ledger
+from tiktok_spiders.config import ConfigError, check_data_dir, check_settings
+from tiktok_spiders.items import UnavailableUser, kind_of, known_fields
+from tiktok_spiders.ledger import Ledger, LedgerWriteError
+from tiktok_spiders.middlewares import stop_crawl
+from tiktok_spiders.middlewares.auth import TokenUnavailable
 from tiktok_spiders.middlewares.retry import json_error
 from tiktok_spiders.seeds import SeedFileError, check_feed, read_values
 
@@ -72,6 +76,21 @@ def check_credentials(settings: BaseSettings) -> None:
         )
 
 
+def check_configuration(settings: BaseSettings) -> None:
+    """Settings, credentials and the data directory, before anything is written."""
+    try:
+        check_settings(settings)
+        check_data_dir(settings["TIKTOK_DATA_DIR"], settings.getfloat("TIKTOK_MIN_FREE_SPACE_MB"))
+    except ConfigError as error:
+        raise BadArgument(str(error)) from None
+    check_credentials(settings)
+
+
+def collection_time() -> str:
+    """When a page was fetched: UTC, to the second, ISO 8601 (``collected_at``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class ApiSpider(Spider):
     """Base of the Research API spiders; subclasses fill in the class attributes and hooks."""
 
@@ -81,6 +100,8 @@ class ApiSpider(Spider):
     kinds: ClassVar[tuple[RecordKind, ...]]
     #: What a seed is called in messages ("window", "video", "user").
     seed_noun: ClassVar[str] = "seed"
+    #: Which way the endpoint's cursor moves: an index goes up, a "before this time" goes down.
+    cursor_goes: ClassVar[str] = "up"
 
     def __init__(self, *args: Any, fresh: str | bool = False, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - {"name"})
@@ -91,8 +112,14 @@ class ApiSpider(Spider):
         super().__init__(*args, **kwargs)
         self.fresh = as_bool(fresh)
         self.fields: tuple[str, ...] | None = None
+        #: The arguments as given (for the manifest); when the first and last page was fetched.
+        self.arguments: dict[str, Any] = {"fresh": fresh} if fresh else {}
+        self.first_page_at: str | None = None
+        self.last_page_at: str | None = None
         #: Seeds scheduled, skipped (done in an earlier run), done and failed in this run.
         self.progress: Counter[str] = Counter()
+        #: True while the summary reads the seeds again (nothing is counted twice then).
+        self.tallying = False
 
     @classmethod
     def check(cls, settings: BaseSettings, **arguments: Any) -> None:
@@ -100,12 +127,13 @@ class ApiSpider(Spider):
         cls(**arguments).validate(settings)
 
     def validate(self, settings: BaseSettings) -> None:
-        """Checks that need settings (credentials, seed files); overridden to add more."""
-        check_credentials(settings)
+        """Checks that need settings (configuration, seed files); overridden to add more."""
+        check_configuration(settings)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ApiSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.arguments = dict(kwargs)
         spider.validate(crawler.settings)
         spider.ledger = Ledger.for_crawler(crawler)
         crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
@@ -171,11 +199,21 @@ class ApiSpider(Spider):
 
     def next_body(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> dict[str, Any] | None:
         """The body of the next page, or None when the seed is finished."""
-        if not data.get("has_more") or data.get("cursor") is None:
+        cursor = api.cursor_of(data)
+        if not api.has_more_of(data) or cursor is None:
             return None
-        return {**body, "cursor": data["cursor"]}
+        return {**body, "cursor": cursor}
+
+    def advances(self, before: int | None, after: int | None) -> bool:
+        """Whether the next page's cursor moves on (a cursor that stays or cycles would page forever)."""
+        if after is None:
+            return False
+        if self.cursor_goes == "up":
+            return after > (before or 0)  # an index: the first page starts at 0
+        return before is None or after < before  # a time: the first page starts "now"
 
     async def parse_page(self, response: Response, seed: str, **context: Any) -> list[Any]:
+        collected_at = collection_time()
         try:
             payload = response.json()
         except (ValueError, AttributeError):  # not JSON (AttributeError: not even text)
@@ -183,19 +221,35 @@ class ApiSpider(Spider):
         problem = self.page_error(response, payload)
         if problem:
             return self.fail(seed, problem)
-        data = payload.get("data") or {}
         body = json.loads(response.request.body)
-        await self.process_items(self.parse_records(data, body), response)
-        follow = self.next_body(data, body, **context)
-        if follow is not None and follow.get("cursor") == body.get("cursor"):
-            return self.fail(seed, f"the API said has_more but did not advance the cursor ({body.get('cursor')})")
-        self.ledger.finish_page(
-            self.name,
-            seed,
-            cursor=follow.get("cursor") if follow else None,
-            search_id=follow.get("search_id") if follow else None,
-            has_more=follow is not None,
-        )
+        try:  # the whole page is checked before any of it is stored
+            data = api.page_data(payload)
+            items = list(self.parse_records(data, body))
+            follow = self.next_body(data, body, **context)
+        except api.BadAnswer as error:
+            self.crawler.stats.inc_value("tiktok/bad_answers")
+            return self.fail(seed, f"HTTP {response.status} answer of an unexpected shape: {error}")
+        if follow is not None and not self.advances(body.get("cursor"), follow.get("cursor")):
+            self.crawler.stats.inc_value("tiktok/bad_answers")
+            return self.fail(
+                seed, f"the API said has_more but its cursor went from {body.get('cursor')} to {follow.get('cursor')}"
+            )
+        for item in items:
+            item.collected_at = collected_at
+        self.first_page_at = self.first_page_at or collected_at
+        self.last_page_at = collected_at
+        try:
+            stored = await self.process_items(items, response)
+            self.ledger.finish_page(
+                self.name,
+                seed,
+                cursor=follow.get("cursor") if follow else None,
+                search_id=follow.get("search_id") if follow else None,
+                has_more=follow is not None,
+            )
+        except LedgerWriteError as error:
+            return self.stop_writing(error)
+        self.count_stored(stored)
         if follow is None:
             self.progress["done"] += 1
             return []
@@ -221,8 +275,13 @@ class ApiSpider(Spider):
                 if retry is not None:
                     return [retry]
             reason = f"HTTP {response.status}" + (f" {code}: {message}" if code else "")
+            if 300 <= response.status < 400:
+                location = (response.headers.get(b"Location") or b"").decode("latin-1")
+                reason += f" redirect to {location or '?'} (the API does not redirect: check TIKTOK_API_BASE_URL)"
+        elif failure.check(TokenUnavailable):
+            reason = str(failure.value)
         elif failure.check(IgnoreRequest):
-            return []  # stopped (quota, credentials): the seed stays open for the next run
+            return []  # stopped (quota, credentials, Ctrl-C): the seed stays open for the next run
         else:
             reason = f"{type(failure.value).__name__}: {failure.value}"
         return self.fail(seed, reason)
@@ -246,13 +305,57 @@ class ApiSpider(Spider):
         return request.replace(url=self.url)
 
     def fail(self, seed: str, reason: str) -> list[Any]:
-        self.ledger.fail_seed(self.name, seed, reason)
+        try:
+            self.ledger.fail_seed(self.name, seed, reason)
+        except LedgerWriteError as error:
+            return self.stop_writing(error)
         self.progress["failed"] += 1
         self.crawler.stats.inc_value("tiktok/failed_seeds")
         self.logger.warning("Could not collect %s %s: %s", self.seed_noun, seed, reason)
         return []
 
-    async def process_items(self, items: Iterable[Any], response: Response) -> None:
+    def stop_writing(self, error: LedgerWriteError) -> list[Any]:
+        """The ledger cannot be written (disk full): stop before paying for more pages.
+
+        The page whose commit failed stays open and is asked again by the next run.
+        """
+        if self.crawler.stats.get_value("tiktok/write_failed") is None:
+            self.crawler.stats.set_value("tiktok/write_failed", str(error))
+            self.logger.error("%s. Stopping: nothing more is requested.", error)
+        stop_crawl(self.crawler, "write_failed")
+        return []
+
+    def sent(self) -> dict[str, Any]:
+        """What this spider asks the API, beyond its arguments (the videos spider adds its query)."""
+        return {"endpoint": self.path, "fields": list(self.fields) if self.fields else None}
+
+    def run_record(self, outcome: str) -> dict[str, Any]:
+        """This run, for the manifest: never a credential, only what was asked and what came of it."""
+        stats = self.crawler.stats
+        started = stats.get_value("start_time")
+        return {
+            "started": started.strftime("%Y-%m-%dT%H:%M:%SZ") if started else None,
+            "finished": collection_time(),
+            "outcome": outcome,
+            "arguments": self.arguments,
+            "sent": self.sent(),
+            "first_page_at": self.first_page_at,
+            "last_page_at": self.last_page_at,
+            "requests": stats.get_value("tiktok/requests", 0),
+            "new_records": {kind.feed: stats.get_value(f"tiktok/records/{kind.feed}", 0) for kind in self.kinds},
+            "records_in_ledger": {kind.feed: self.ledger.count_records(kind.feed) for kind in self.kinds},
+            "seeds": self.final_tally(),
+            "seeds_this_run": {key: self.progress[key] for key in ("done", "failed")},
+        }
+
+    def count_stored(self, items: list[Any]) -> None:
+        """Count records once their page is committed: a summary never counts what was lost."""
+        for item in items:
+            kind = kind_of(item, self.name)
+            if kind is not None:
+                self.crawler.stats.inc_value(f"tiktok/records/{kind.feed}")
+
+    async def process_items(self, items: Iterable[Any], response: Response) -> list[Any]:
         """Send a page's items through the item pipelines, one after the other.
 
         The page is committed only once this returns, so its records are staged
@@ -263,22 +366,59 @@ class ApiSpider(Spider):
         """
         itemproc = self.crawler.engine.scraper.itemproc
         signals_ = self.crawler.signals
+        stored = []
         for item in items:
             try:
-                stored = await itemproc.process_item_async(item)
+                kept = await itemproc.process_item_async(item)
             except DropItem as drop:
                 if drop.log_level != "DEBUG":
                     self.logger.warning("Dropped a %s: %s", type(item).__name__, drop)
                 signals_.send_catch_log(signals.item_dropped, item=item, response=response, spider=self, exception=drop)
                 continue
-            signals_.send_catch_log(signals.item_scraped, item=stored, response=response, spider=self)
+            stored.append(kept)
+            signals_.send_catch_log(signals.item_scraped, item=kept, response=response, spider=self)
+        return stored
 
     async def finish_unavailable(self, seed: str, item: Any, response: Response) -> list[Any]:
         """Store an item that stands for a seed the API refuses, and close the seed."""
-        await self.process_items([item], response)
-        self.ledger.finish_page(self.name, seed, cursor=None, search_id=None, has_more=False)
+        item.collected_at = collection_time()
+        try:
+            stored = await self.process_items([item], response)
+            self.ledger.finish_page(self.name, seed, cursor=None, search_id=None, has_more=False)
+        except LedgerWriteError as error:
+            return self.stop_writing(error)
+        self.count_stored(stored)
         self.progress["done"] += 1
         return []
+
+    def final_tally(self) -> dict[str, int]:
+        """The tally when the crawl closes, read once for every report of it."""
+        if getattr(self, "_final_tally", None) is None:
+            self._final_tally = self.tally()
+        return self._final_tally
+
+    def tally(self) -> dict[str, int]:
+        """Every seed of this crawl (windows, videos, users) by its state in the ledger: done,
+        failed, begun (a page stored, more to come) and not started — counted one way for the
+        summary, the study table, the manifest and the quota message."""
+        counts = dict.fromkeys(("done", "failed", "begun", "not_started"), 0)
+        self.tallying = True
+        try:
+            for seed, _ in self.seeds():
+                state = self.ledger.seed(self.name, seed)
+                if state is None:
+                    counts["not_started"] += 1
+                elif state.status == "done":
+                    counts["done"] += 1
+                elif state.status == "failed":
+                    counts["failed"] += 1
+                elif state.cursor:
+                    counts["begun"] += 1
+                else:
+                    counts["not_started"] += 1
+        finally:
+            self.tallying = False
+        return counts
 
     def on_idle(self) -> None:
         """Close as ``incomplete`` when a seed failed or was left open."""
@@ -315,7 +455,7 @@ class SeedFeedSpider(ApiSpider):
                 candidates = [default_feed(settings["TIKTOK_DATA_DIR"], name) for name in self.seed_feeds]
                 self.seed_path = next((path for path in candidates if path.is_file()), candidates[-1])
             try:
-                check_feed(self.seed_path)
+                check_feed(self.seed_path, self.seed_column)
             except SeedFileError as error:
                 raise BadArgument(str(error)) from None
 
@@ -333,7 +473,8 @@ class SeedFeedSpider(ApiSpider):
         seen: set[Any] = set()
 
         def malformed() -> None:
-            self.crawler.stats.inc_value("tiktok/seeds/malformed")
+            if not self.tallying:
+                self.crawler.stats.inc_value("tiktok/seeds/malformed")
 
         if self.seed_values is not None:
             values: Iterable[Any] = self.seed_values

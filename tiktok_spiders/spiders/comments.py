@@ -49,7 +49,8 @@ class CommentsSpider(SeedFeedSpider):
         """Skip videos whose feed says they have fewer comments (a video without a count is asked)."""
         count = as_int(record.get("comment_count"))
         if count is not None and count < self.min_comments:
-            self.crawler.stats.inc_value("tiktok/seeds/skipped_few_comments")
+            if not self.tallying:
+                self.crawler.stats.inc_value("tiktok/seeds/skipped_few_comments")
             return False
         return True
 
@@ -65,7 +66,7 @@ class CommentsSpider(SeedFeedSpider):
             yield str(video_id), {"video_id": video_id, "max_count": api.MAX_COUNT, "cursor": 0}
 
     def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Comment]:
-        for record in data.get("comments") or ():
+        for record in api.first_list(data, ("comments",)):
             yield Comment(**known_fields(Comment, {"video_id": body["video_id"], **record}))
 
     def next_body(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> dict[str, Any] | None:

@@ -16,4 +16,5 @@ class FollowersSpider(UserListSpider):
     path = api.FOLLOWERS_PATH
     kinds = (FOLLOWERS, unavailable_kind("followers"))
     response_keys = api.FOLLOWERS_KEYS
+    cursor_goes = "down"  # "on or before this time"
     item_class = Follower

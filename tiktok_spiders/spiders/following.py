@@ -16,4 +16,5 @@ class FollowingSpider(UserListSpider):
     path = api.FOLLOWING_PATH
     kinds = (FOLLOWING, unavailable_kind("following"))
     response_keys = api.FOLLOWING_KEYS
+    cursor_goes = "down"  # "on or before this time"
     item_class = Following

@@ -16,5 +16,6 @@ class LikedVideosSpider(UserListSpider):
     path = api.LIKED_VIDEOS_PATH
     kinds = (LIKED_VIDEOS, unavailable_kind("liked_videos"))
     response_keys = api.LIKED_VIDEOS_KEYS
+    cursor_goes = "down"  # "on or before this time"
     item_class = LikedVideo
     allowed_fields = api.USER_VIDEO_FIELDS

@@ -59,7 +59,7 @@ class PlaylistsSpider(SeedFeedSpider):
         cursor may not be implemented (traktok), and asking again would file the first
         videos a second time at later positions."""
         total = data.get("playlist_item_total")
-        served = (body.get("cursor") or 0) + len(data.get("playlist_video_ids") or ())
+        served = (body.get("cursor") or 0) + len(api.first_list(data, ("playlist_video_ids",)))
         if isinstance(total, int) and served >= total:
             return None
         return super().next_body(data, body)
@@ -68,5 +68,5 @@ class PlaylistsSpider(SeedFeedSpider):
         start = body.get("cursor") or 0
         if start == 0:
             yield Playlist(**known_fields(Playlist, data))
-        for offset, video_id in enumerate(data.get("playlist_video_ids") or ()):
+        for offset, video_id in enumerate(api.first_list(data, ("playlist_video_ids",))):
             yield PlaylistVideo(playlist_id=data["playlist_id"], position=start + offset, video_id=video_id)

@@ -70,8 +70,8 @@ def build_query(query: str | None, shortcuts: dict[str, str | None]) -> Query:
     extra = []
     for argument, field_name in SHORTCUTS.items():
         values = comma_list(shortcuts.get(argument))
-        if argument == "hashtags":
-            values = [value.lstrip("#") for value in values]
+        if argument in ("hashtags", "usernames"):  # "#climate", "@user": the API wants neither sign
+            values = [value.lstrip("#@") for value in values]
         if values:
             extra.append({"field_name": field_name, "operation": "IN", "field_values": values})
     if extra:
@@ -117,6 +117,7 @@ class VideosSpider(ApiSpider):
         self.query_json = self.query.as_json()
         fingerprint = json.dumps(self.query_json, sort_keys=True)
         self.restarts: Counter[str] = Counter()
+        self.dates_checked = False
         self.fingerprint = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
 
     def windows(self) -> list[tuple[date, date]]:
@@ -130,14 +131,9 @@ class VideosSpider(ApiSpider):
         return windows
 
     def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
-        lag_start = datetime.now(UTC).date() - timedelta(days=INDEXING_LAG_DAYS)
-        if self.end_date >= lag_start:
-            self.logger.warning(
-                "end_date %s is within the API's ~%d-day indexing lag: videos of the last days may be "
-                "missing. Collect them later with -a fresh=true or a later study.",
-                self.end_date,
-                INDEXING_LAG_DAYS,
-            )
+        if not self.dates_checked:  # said once, though the summary reads the seeds again
+            self.dates_checked = True
+            self.warn_about_dates()
         inclusive = self.settings.getbool("TIKTOK_END_DATE_INCLUSIVE")
         for start, end in self.windows():
             sent_end = end if inclusive else end + timedelta(days=1)
@@ -149,13 +145,43 @@ class VideosSpider(ApiSpider):
             }
             yield f"{self.fingerprint}:{start:%Y%m%d}-{end:%Y%m%d}", body
 
+    def warn_about_dates(self) -> None:
+        today = datetime.now(UTC).date()
+        lag_start = today - timedelta(days=INDEXING_LAG_DAYS)
+        if self.start_date > today:
+            self.logger.warning(
+                "The whole range %s to %s is in the future (today is %s UTC): the API has no videos there yet, "
+                "so this crawl will find none. Check start_date and end_date.",
+                self.start_date,
+                self.end_date,
+                today,
+            )
+        elif self.end_date >= lag_start:
+            self.logger.warning(
+                "end_date %s is within the API's ~%d-day indexing lag: videos of the last days may be "
+                "missing. Collect them later with -a fresh=true or a later study.",
+                self.end_date,
+                INDEXING_LAG_DAYS,
+            )
+
+    def sent(self) -> dict[str, Any]:
+        inclusive = self.settings.getbool("TIKTOK_END_DATE_INCLUSIVE")
+        return {
+            **super().sent(),
+            "query": self.query_json,
+            "start_date": self.start_date.strftime("%Y%m%d"),
+            "end_date": self.end_date.strftime("%Y%m%d"),
+            "end_date_sent": "as given (inclusive)" if inclusive else "the day after (exclusive)",
+            "window_days": self.window_days,
+        }
+
     def resume_request(self, seed: str, body: dict[str, Any], cursor: int, search_id: str | None) -> Any:
         request = self.api_request(seed, {**body, "cursor": cursor, "search_id": search_id})
         request.meta[RESUMED_SEARCH] = True
         return request
 
     def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Video]:
-        for record in data.get("videos") or ():
+        for record in api.first_list(data, ("videos",)):
             yield Video(**known_fields(Video, record))
 
     def next_body(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> dict[str, Any] | None:
@@ -163,7 +189,7 @@ class VideosSpider(ApiSpider):
         jump_to = context.get("jump_to")
         if jump_to and data.get("search_id"):
             # a fresh search replacing an expired one: go straight back to where we were
-            return {**body, "cursor": max(jump_to, data.get("cursor") or 0), "search_id": data["search_id"]}
+            return {**body, "cursor": max(jump_to, api.cursor_of(data) or 0), "search_id": data["search_id"]}
         if follow is not None and data.get("search_id"):
             follow["search_id"] = data["search_id"]  # it can change between pages: adopt the new one
         return follow

@@ -1,0 +1,56 @@
+"""Provenance: every record says when it was collected; the manifest says what produced the study."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from tests.conftest import STUDY_ARGS, STUDY_QUERY, crawl, read_jsonl, settings_for
+from tiktok_spiders import tables
+from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, Emulator
+from tiktok_spiders.query import Query
+from tiktok_spiders.spiders.comments import CommentsSpider
+from tiktok_spiders.spiders.videos import VideosSpider
+
+
+def utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+@deferred_f_from_coro_f
+async def test_records_carry_collected_at_and_the_manifest_says_what_made_them(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    settings = settings_for(emulator, tmp_path)
+    before = datetime.now(UTC).replace(microsecond=0)
+    await crawl(VideosSpider, settings, **STUDY_ARGS)
+    await crawl(CommentsSpider, settings, min_comments="5")
+    after = datetime.now(UTC)
+
+    videos = read_jsonl(tmp_path / "videos.jsonl")
+    comments = read_jsonl(tmp_path / "comments.jsonl")
+    for record in (*videos, *comments):
+        assert before <= utc(record["collected_at"]) <= after
+    frame = tables.load(tmp_path / "videos.csv")
+    assert str(frame["collected_at"].dtype) == "datetime64[ns, UTC]"
+    assert frame["collected_at"].iloc[0] == utc(videos[0]["collected_at"])
+
+    text = (tmp_path / "manifest.json").read_text(encoding="utf-8")
+    assert DEMO_CLIENT_KEY not in text and DEMO_CLIENT_SECRET not in text and "clt." not in text
+    manifest = json.loads(text)
+    assert manifest["api_base_url"] == emulator.base_url
+    assert manifest["tool"]["scrapy"].startswith("2.") and manifest["tool"]["tiktok-spiders"]
+    video_stage, comment_stage = manifest["stages"]["videos"], manifest["stages"]["comments"]
+    [run] = video_stage["runs"]
+    assert run["arguments"] == STUDY_ARGS
+    assert run["sent"]["query"] == Query.parse(STUDY_QUERY).as_json()
+    assert (run["sent"]["start_date"], run["sent"]["end_date"]) == ("20240101", "20240330")
+    assert run["outcome"] == "finished" and video_stage["records"] == {"videos": len(videos)}
+    assert video_stage["first_collected_at"] == min(record["collected_at"] for record in videos)
+    assert video_stage["last_collected_at"] == max(record["collected_at"] for record in videos)
+    assert comment_stage["runs"][0]["arguments"] == {"min_comments": "5"}
+    assert comment_stage["records"] == {"comments": len(comments)}
+    assert sum(manifest["requests_per_utc_day"].values()) == video_stage["requests"] + comment_stage["requests"]

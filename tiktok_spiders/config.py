@@ -1,0 +1,89 @@
+"""Configuration checked before anything is requested or written.
+
+Settings are kept as given (text from ``.env`` or the environment) and read with
+Scrapy's typed getters where they are used; this module checks them all first, so
+``TIKTOK_RETRY_TIMES=abc`` or a data directory that is a file is one line naming
+the setting or path, exit status 2, and nothing written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scrapy.settings import BaseSettings
+
+
+class ConfigError(ValueError):
+    """A setting or path that cannot work: said in one line, before the crawl."""
+
+
+#: Numeric settings: (getter, smallest allowed value, whether the smallest is excluded).
+NUMERIC = {
+    "TIKTOK_DAILY_REQUEST_LIMIT": ("getint", 1, False),
+    "TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT": ("getint", 1, False),
+    "TIKTOK_RETRY_TIMES": ("getint", 0, False),
+    "TIKTOK_RETRY_BACKOFF_BASE": ("getfloat", 0, False),
+    "TIKTOK_RETRY_BACKOFF_MAX": ("getfloat", 0, False),
+    "TIKTOK_MAX_REQUESTS_PER_SECOND": ("getfloat", 0, False),
+    "TIKTOK_PROGRESS_INTERVAL": ("getfloat", 0, False),
+    "TIKTOK_MIN_FREE_SPACE_MB": ("getfloat", 0, False),
+    "CONCURRENT_REQUESTS": ("getint", 1, False),
+    "DOWNLOAD_TIMEOUT": ("getfloat", 0, True),
+}
+BOOLEAN = (
+    "TIKTOK_WAIT_FOR_QUOTA_RESET",
+    "TIKTOK_END_DATE_INCLUSIVE",
+    "TIKTOK_ALLOW_API_CHANGE",
+    "TIKTOK_PRIVATE_FILES",
+)
+FEED_FORMATS = ("jsonl", "csv")
+
+
+def feed_formats(settings: BaseSettings) -> list[str]:
+    """``TIKTOK_FEED_FORMATS``, checked."""
+    formats = [fmt.strip().lower() for fmt in settings.getlist("TIKTOK_FEED_FORMATS") if fmt.strip()]
+    unknown = [fmt for fmt in formats if fmt not in FEED_FORMATS]
+    if unknown:
+        raise ConfigError(f"TIKTOK_FEED_FORMATS: unknown format {unknown[0]!r} (use {', '.join(FEED_FORMATS)})")
+    return formats
+
+
+def check_settings(settings: BaseSettings) -> None:
+    """Every numeric and boolean setting readable and in range, the feed formats known."""
+    for name, (getter, smallest, exclusive) in NUMERIC.items():
+        try:
+            value = getattr(settings, getter)(name)
+        except (TypeError, ValueError):
+            kind = "a whole number" if getter == "getint" else "a number"
+            raise ConfigError(f"{name} must be {kind}, not {settings.get(name)!r}") from None
+        if value < smallest or (exclusive and value == smallest):
+            relation = "more than" if exclusive else "at least"
+            raise ConfigError(f"{name} must be {relation} {smallest}, not {settings.get(name)!r}")
+    for name in BOOLEAN:
+        try:
+            settings.getbool(name)
+        except ValueError:
+            raise ConfigError(f"{name} must be true or false, not {settings.get(name)!r}") from None
+    feed_formats(settings)
+    if not str(settings.get("TIKTOK_API_BASE_URL") or "").startswith(("http://", "https://")):
+        raise ConfigError(f"TIKTOK_API_BASE_URL must be an http(s) URL, not {settings.get('TIKTOK_API_BASE_URL')!r}")
+
+
+def check_data_dir(path: str | Path, min_free_mb: float = 0) -> Path:
+    """A data directory that is (or can become) a writable directory with room to spare."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"TIKTOK_DATA_DIR {path} is a file, not a directory: choose another TIKTOK_DATA_DIR")
+    existing = next((parent for parent in (path, *path.parents) if parent.exists()), Path("."))
+    if not existing.is_dir():
+        raise ConfigError(f"TIKTOK_DATA_DIR {path}: {existing} is a file, not a directory")
+    free_mb = shutil.disk_usage(existing).free / 1e6
+    if free_mb < min_free_mb:
+        raise ConfigError(
+            f"{existing} has {free_mb:.0f} MB free, less than TIKTOK_MIN_FREE_SPACE_MB ({min_free_mb:g}): "
+            "free some space or choose another TIKTOK_DATA_DIR"
+        )
+    return path

@@ -1,0 +1,73 @@
+"""Provenance: what produced a data directory, written beside its feeds.
+
+Every crawl that closes adds a run to the ledger (its arguments, the query as
+sent, when its first and last pages were fetched, requests, records, outcome),
+and ``manifest.json`` is rewritten from the ledger: the tool and Scrapy versions,
+the API's base URL (never a credential) and, per stage, its runs and totals.  A
+published dataset can say exactly what query, tool and dates made it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tiktok_spiders.files import atomic_write
+
+if TYPE_CHECKING:
+    from tiktok_spiders.ledger import Ledger
+
+FILENAME = "manifest.json"
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def tool_versions() -> dict[str, str]:
+    return {
+        "tiktok-spiders": _version("tiktok-spiders"),
+        "scrapy": _version("scrapy"),
+        "python": platform.python_version(),
+    }
+
+
+def manifest(ledger: Ledger) -> dict[str, Any]:
+    """The manifest's content, from the ledger alone."""
+    stages: dict[str, dict[str, Any]] = {}
+    for run in ledger.runs():
+        stage = stages.setdefault(
+            run["spider"], {"first_collected_at": None, "last_collected_at": None, "requests": 0, "runs": []}
+        )
+        stage["runs"].append(run)
+        stage["requests"] += run["requests"]
+        if run["first_page_at"]:  # ISO 8601 in UTC: text order is time order
+            stage["first_collected_at"] = min(filter(None, (stage["first_collected_at"], run["first_page_at"])))
+            stage["last_collected_at"] = max(filter(None, (stage["last_collected_at"], run["last_page_at"])))
+    for name, stage in stages.items():
+        stage["records"] = stage["runs"][-1]["records_in_ledger"]
+        stage["outcome"] = stage["runs"][-1]["outcome"]
+        stage["seeds"] = ledger.seed_counts(name)
+    return {
+        "written_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tool": tool_versions(),
+        "api_base_url": ledger.meta("api_base_url"),
+        "data_directory_created": ledger.meta("created"),
+        "requests_per_utc_day": ledger.requests_per_day(),
+        "stages": stages,
+    }
+
+
+def write_manifest(ledger: Ledger, data_dir: Path, private: bool = True) -> Path:
+    path = Path(data_dir) / FILENAME
+    with atomic_write(path, private=private) as handle:
+        json.dump(manifest(ledger), handle, ensure_ascii=False, indent=2)
+        handle.write("\n")
+    return path

@@ -1,0 +1,91 @@
+"""The daily quota of a client key, shared by every data directory of this user.
+
+TikTok counts requests per client key and UTC day (shared across an
+organisation), not per study.  So they are counted in one small SQLite file in
+the user's state directory (``TIKTOK_QUOTA_FILE`` to put it elsewhere), keyed by
+a salted fingerprint of the key — never the key — and reserved in one atomic
+step: two processes spending one key can never overspend it together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+from platformdirs import user_state_dir
+
+from tiktok_spiders.files import make_dir, restrict
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS spent (
+    key_fingerprint TEXT NOT NULL,
+    day TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (key_fingerprint, day, bucket)
+);
+"""
+
+
+def fingerprint(client_key: str, salt: str) -> str:
+    """A salted hash that recognises a client key without revealing it."""
+    return hashlib.sha256(f"{salt}:{client_key}".encode()).hexdigest()[:20]
+
+
+def default_path() -> Path:
+    return Path(user_state_dir("tiktok-spiders", appauthor=False)) / "quota.sqlite"
+
+
+class QuotaFile:
+    """Requests reserved per key fingerprint, UTC day and quota bucket."""
+
+    def __init__(self, path: str | Path | None, client_key: str) -> None:
+        self.path = Path(path) if path else default_path()
+        new = not self.path.exists()
+        make_dir(self.path.parent)
+        # autocommit: each reservation is one explicit IMMEDIATE transaction
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        if new:
+            restrict(self.path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (secrets.token_hex(16),))
+        salt = self._db.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()[0]
+        self.key = fingerprint(client_key, salt)
+
+    def reserve(self, day: date, bucket: str, limit: int) -> bool:
+        """Count one request against ``day``'s ``limit``, unless it is reached (then False).
+
+        Check and count are one statement inside one write transaction, so
+        concurrent processes are serialised by SQLite's lock.
+        """
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT OR IGNORE INTO spent VALUES (?, ?, ?, 0)",
+                (self.key, day.isoformat(), bucket),
+            )
+            changed = db.execute(
+                "UPDATE spent SET count = count + 1 WHERE key_fingerprint = ? AND day = ? AND bucket = ? AND count < ?",
+                (self.key, day.isoformat(), bucket, limit),
+            ).rowcount
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return changed == 1
+
+    def spent(self, day: date, bucket: str = "research") -> int:
+        row = self._db.execute(
+            "SELECT count FROM spent WHERE key_fingerprint = ? AND day = ? AND bucket = ?",
+            (self.key, day.isoformat(), bucket),
+        ).fetchone()
+        return row[0] if row else 0
+
+    def close(self) -> None:
+        self._db.close()
