@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from tests.conftest import STUDY_ARGS, cli_env, crawl, read_jsonl, scrapy_cli, settings_for
-from tiktok_spiders import tables
+from tiktok_spiders import codebook, tables
 from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.users import UsersSpider
@@ -34,7 +35,7 @@ def test_feeds_load_with_the_documented_dtypes_from_any_format(study_dir: Path) 
     records = read_jsonl(study_dir / "videos.jsonl")
     for path in (study_dir / "videos.jsonl", study_dir / "videos.csv"):
         frame = tables.load(path)
-        assert frame["id"].dtype == "int64" and frame["id"].tolist() == [r["id"] for r in records]
+        assert frame["id"].dtype == "Int64" and frame["id"].tolist() == [r["id"] for r in records]
         assert frame["music_id"].tolist() == [r["music_id"] for r in records]
         assert frame["playlist_id"].dtype == "Int64"  # sparse: nullable, never float
         assert str(frame["create_time"].dtype) == "datetime64[ns, UTC]"
@@ -110,6 +111,58 @@ def test_the_tables_command_writes_every_table(emulator: Emulator, study_dir: Pa
         "comments.parquet",
         "users.parquet",
         "users_unavailable.parquet",
+        "codebook.md",
     }
+    assert (tmp_path / "t" / "codebook.md").read_text(encoding="utf-8") == codebook.markdown()
     bad = scrapy_cli(tmp_path, cli_env(emulator, study_dir), "tables", "videos", "--where", "no_such_column > 1")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_a_selection_never_replaces_the_tables_and_every_error_comes_first(
+    emulator: Emulator, study_dir: Path, tmp_path: Path
+) -> None:
+    env = cli_env(emulator, study_dir)
+    out = tmp_path / "t"
+    assert scrapy_cli(tmp_path, env, "tables", "--output-dir", str(out)).returncode == 0
+    full = {path.name: path.read_bytes() for path in out.iterdir()}
+    videos = read_jsonl(study_dir / "videos.jsonl")
+
+    def tables_cli(*args: str):
+        return scrapy_cli(tmp_path, env, "tables", "--output-dir", str(out), *args)
+
+    for args, message in (
+        (("videos", "comments", "--where", "like_count > 5"), "add --output FILE"),
+        (("videos", "--where", "no_such_column > 1", "--output", str(tmp_path / "x.csv")), "no_such_column"),
+        (("videos", "--where", "view_count >", "--output", str(tmp_path / "x.csv")), "--where"),
+        (("videos", "--columns", "id,nope", "--output", str(tmp_path / "x.csv")), "no column 'nope'"),
+        (("videos", "--where", "view_count > 1", "--output", str(tmp_path / "x.txt")), "end it in .csv"),
+    ):
+        bad = tables_cli(*args)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert bad.stderr.startswith("error: ") and message in bad.stderr, bad.stderr
+        assert {path.name: path.read_bytes() for path in out.iterdir()} == full
+        assert not (tmp_path / "x.csv").exists()
+
+    since = tables_cli("videos", "--where", "create_time >= '2024-02-01'", "--output", str(tmp_path / "feb.csv"))
+    assert since.returncode == 0, since.stderr
+    cutoff = int(pd.Timestamp("2024-02-01", tz="UTC").timestamp())
+    expected = [video["id"] for video in videos if video["create_time"] >= cutoff]
+    assert 0 < len(expected) < len(videos)
+    assert pd.read_csv(tmp_path / "feb.csv", dtype={"id": "int64"})["id"].tolist() == expected
+
+    tagged = tables_cli("videos", "--where", "@has(hashtag_names, 'climate')", "--output", str(tmp_path / "c.parquet"))
+    assert tagged.returncode == 0, tagged.stderr
+    expected = [video["id"] for video in videos if "climate" in video["hashtag_names"]]
+    assert 0 < len(expected) < len(videos)
+    assert tables.read_table(tmp_path / "c.parquet")["id"].tolist() == expected
+
+
+def test_the_codebook_covers_every_column_and_is_the_one_in_docs() -> None:
+    for feed, item_class in codebook.feeds():
+        for field in fields(item_class):
+            source, meaning = codebook.meaning(feed, field.name)  # KeyError: a column without an entry
+            assert source in (codebook.API, codebook.PROJECT) and meaning
+    assert codebook.meaning("videos", "collected_at")[0] == codebook.PROJECT
+    assert codebook.meaning("users", "username")[0] == codebook.PROJECT
+    docs = Path(__file__).resolve().parent.parent / "docs" / "codebook.md"
+    assert docs.read_text(encoding="utf-8") == codebook.markdown(), "run: python -m tiktok_spiders.codebook"

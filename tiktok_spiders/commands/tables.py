@@ -6,9 +6,12 @@
     scrapy tables videos --where "view_count > 1000" --columns id,username --output popular.csv
 
 Videos come with their URL and their authors' profiles (``author_*``), comments
-with their video's URL and author (``video_*``).  ``--where`` (a pandas query)
-and ``--columns`` select what the next stage should be seeded with: the result
-is a feed ``scrapy crawl comments -a videos=popular.csv`` can read.
+with their video's URL and author (``video_*``).  ``--where`` (a pandas query;
+times compare with UTC date strings, ``@has(hashtag_names, 'climate')`` tests a
+list) and ``--columns`` select what the next stage should be seeded with: the
+result is a feed ``scrapy crawl comments -a videos=popular.csv`` can read.  A
+selection goes to its own ``--output`` file, never over the full tables, and
+every error is found before anything is written.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
+
+from tiktok_spiders.files import atomic_write
 
 if TYPE_CHECKING:
     import argparse
@@ -54,18 +59,37 @@ class Command(ScrapyCommand):
         assert self.settings is not None
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
         try:
+            if (opts.where or opts.columns) and not opts.output:
+                raise UsageError("a selection (--where, --columns) goes to its own file: add --output FILE")
             found = self._tables(tables, args, opts, data_dir)
             if opts.output and len(found) != 1:
                 raise UsageError("--output writes one table: name it")
+            if opts.output:
+                suffix = Path(opts.output).suffix.lstrip(".")
+                if suffix not in ("csv", "parquet"):
+                    raise UsageError(f"--output {opts.output}: end it in .csv or .parquet")
             out_dir = Path(opts.output_dir) if opts.output_dir else data_dir / "tables"
-            for name, frame in found.items():
-                frame = self._select(frame, opts)
-                path = Path(opts.output) if opts.output else out_dir / f"{name}.{opts.format}"
-                tables.export(frame, path)
-                print(f"{path}  ({len(frame):,} rows, {len(frame.columns)} columns)")
-        except (ValueError, KeyError, OSError) as error:
+            # every table and selection is made before the first file is written
+            selected = {name: self._select(tables, frame, opts) for name, frame in found.items()}
+        except (ValueError, KeyError, OSError, UsageError) as error:
             print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
+            return
+        private = self.settings.getbool("TIKTOK_PRIVATE_FILES")
+        try:
+            for name, frame in selected.items():
+                path = Path(opts.output) if opts.output else out_dir / f"{name}.{opts.format}"
+                tables.export(frame, path, private=private)
+                print(f"{path}  ({len(frame):,} rows, {len(frame.columns)} columns)")
+            if not opts.output:  # what every column means, beside the tables
+                from tiktok_spiders.codebook import markdown
+
+                with atomic_write(out_dir / "codebook.md", private=private) as handle:
+                    handle.write(markdown())
+                print(f"{out_dir / 'codebook.md'}  (what every column means)")
+        except OSError as error:
+            print(f"error: could not write the tables: {error}", file=sys.stderr)
+            self.exitcode = 1
 
     @staticmethod
     def _tables(tables: Any, names: list[str], opts: argparse.Namespace, data_dir: Path) -> dict[str, pd.DataFrame]:
@@ -85,10 +109,10 @@ class Command(ScrapyCommand):
         return {name: found[name] for name in names} if names else found
 
     @staticmethod
-    def _select(frame: pd.DataFrame, opts: argparse.Namespace) -> pd.DataFrame:
+    def _select(tables: Any, frame: pd.DataFrame, opts: argparse.Namespace) -> pd.DataFrame:
         if opts.where:
             try:
-                frame = frame.query(opts.where)
+                frame = tables.select(frame, opts.where)
             except Exception as error:  # pandas raises many kinds for a bad expression
                 raise ValueError(f"--where {opts.where!r}: {error}") from None
         if opts.columns:
