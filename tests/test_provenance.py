@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from tests.conftest import STUDY_ARGS, STUDY_QUERY, crawl, read_jsonl, settings_for
+from tests.conftest import STUDY_ARGS, STUDY_QUERY, cli_env, crawl, read_jsonl, scrapy_cli, settings_for
 from tiktok_spiders import tables
 from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, Emulator
 from tiktok_spiders.query import Query
@@ -54,3 +55,29 @@ async def test_records_carry_collected_at_and_the_manifest_says_what_made_them(
     assert comment_stage["runs"][0]["arguments"] == {"min_comments": "5"}
     assert comment_stage["records"] == {"comments": len(comments)}
     assert sum(manifest["requests_per_utc_day"].values()) == video_stage["requests"] + comment_stage["requests"]
+
+
+def test_a_quota_stop_counts_every_seed_one_way_and_says_what_is_left(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    env = cli_env(fresh_emulator, tmp_path / "data", TIKTOK_DAILY_REQUEST_LIMIT="5")
+    study = tmp_path / "study.toml"
+    arguments = {**STUDY_ARGS, "window_days": "7"}  # 13 windows, 5 requests
+    study.write_text(
+        '[study]\nstages = ["videos"]\n[videos]\n' + "".join(f'{k} = "{v}"\n' for k, v in arguments.items())
+    )
+    done = scrapy_cli(tmp_path, env, "study", str(study))
+    assert done.returncode == 1
+    summary = done.stderr.split("Summary of videos:")[1]
+    match = re.search(r"windows: (\d+) done, (\d+) failed, (\d+) begun, (\d+) not started", summary)
+    assert match, summary
+    counts = [int(value) for value in match.groups()]
+    assert sum(counts) == 13 and counts[3] > 0
+    left = counts[1] + counts[2] + counts[3]
+    assert f"left: {left} windows, at least {left} requests; next step: run the same command after 00:00 UTC" in summary
+    row = next(line for line in done.stdout.splitlines() if line.startswith("videos "))
+    assert row.split()[1:4] == ["stopped", "(exit", "1)"] and row.split()[4:8] == [str(value) for value in counts], (
+        "the study table counts as the summary does"
+    )
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["stages"]["videos"]["runs"][-1]["seeds"] == dict(
+        zip(("done", "failed", "begun", "not_started"), counts, strict=True)
+    )
