@@ -39,27 +39,11 @@ def restrict(path: Path, private: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path, *, private: bool = True, mode: str = "w") -> Iterator[IO]:
-    """Write ``path`` whole or not at all: a ``.partial`` file, synced, then renamed over it."""
-    partial = path.with_name(path.name + ".partial")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(partial, flags, 0o600 if private else 0o666)
-    try:
-        with os.fdopen(descriptor, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        restrict(partial, private)
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        raise
-
-
-@contextlib.contextmanager
 def atomic_path(path: Path, *, private: bool = True) -> Iterator[Path]:
-    """A ``.partial`` path for a library that writes files itself (pandas, pyarrow), renamed when done."""
+    """A ``.partial`` path to write, renamed over ``path`` when done: a reader never sees half a file.
+
+    For a library that writes files itself (pandas, pyarrow); :func:`atomic_write` for text.
+    """
     partial = path.with_name(path.name + ".partial")
     try:
         yield partial
@@ -69,6 +53,18 @@ def atomic_path(path: Path, *, private: bool = True) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, *, private: bool = True) -> Iterator[IO[str]]:
+    """Write UTF-8 text to ``path`` whole or not at all, synced to disk before the rename."""
+    with atomic_path(path, private=private) as partial:
+        # created private from the start, not made private after the data is in it
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 class DataDirLock:
