@@ -137,7 +137,7 @@ def token_for(api: Emulator) -> str:
 
 
 def scrapy_cli(
-    cwd: Path, env_overrides: dict[str, str], *args: str, timeout: float = 300
+    cwd: Path, env_overrides: dict[str, str], *args: str, timeout: float = 300, preexec_fn: Any = None
 ) -> subprocess.CompletedProcess:
     """``scrapy <args>`` in a subprocess, with only the given TIKTOK_* environment."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
@@ -151,6 +151,7 @@ def scrapy_cli(
         text=True,
         timeout=timeout,
         check=False,
+        preexec_fn=preexec_fn,  # noqa: PLW1509 - a test's own child, started before any thread needs it
     )
 
 

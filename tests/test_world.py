@@ -99,6 +99,14 @@ def hostile() -> HostileApi:
     server.close()
 
 
+def failure_reason(data_dir: Path) -> str:
+    """The reason the ledger recorded for the one window that failed."""
+    ledger = Ledger(data_dir)
+    [(_, why)] = ledger.failed_seeds("videos")
+    ledger.close()
+    return why
+
+
 def hostile_settings(server: HostileApi, data_dir: Path) -> dict[str, Any]:
     class Fake:
         base_url = server.base_url
@@ -135,9 +143,7 @@ async def test_an_answer_of_the_wrong_shape_is_a_recorded_failure(
     crawler = await crawl(VideosSpider, hostile_settings(hostile, tmp_path), **ONE_WINDOW)
     assert crawler.stats.get_value("finish_reason") == "incomplete"
     assert hostile.research_requests == 1, "a bad page is recorded, not asked again and again"
-    ledger = Ledger(tmp_path)
-    [(_, why)] = ledger.failed_seeds("videos")
-    ledger.close()
+    why = failure_reason(tmp_path)
     assert reason in why
     assert read_jsonl(tmp_path / "videos.jsonl") == [], "nothing of a bad page is stored"
 
@@ -148,9 +154,7 @@ async def test_a_cursor_that_cycles_is_a_recorded_failure_not_a_loop(hostile: Ho
     crawler = await crawl(VideosSpider, hostile_settings(hostile, tmp_path), **ONE_WINDOW)
     assert crawler.stats.get_value("finish_reason") == "incomplete"
     assert hostile.research_requests == 2  # page 1 (cursor 0 -> 100), page 2 (100 -> 100 again): stop
-    ledger = Ledger(tmp_path)
-    [(_, why)] = ledger.failed_seeds("videos")
-    ledger.close()
+    why = failure_reason(tmp_path)
     assert "cursor went from 100 to 100" in why
     assert [video["id"] for video in read_jsonl(tmp_path / "videos.jsonl")] == [VIDEO["id"]]
 
@@ -161,9 +165,7 @@ async def test_a_redirect_is_a_failure_with_its_reason_not_a_get(hostile: Hostil
     crawler = await crawl(VideosSpider, hostile_settings(hostile, tmp_path), **ONE_WINDOW)
     assert crawler.stats.get_value("finish_reason") == "incomplete"
     assert hostile.research_requests == 1
-    ledger = Ledger(tmp_path)
-    [(_, why)] = ledger.failed_seeds("videos")
-    ledger.close()
+    why = failure_reason(tmp_path)
     assert "HTTP 302 redirect to https://example.org/login" in why and "TIKTOK_API_BASE_URL" in why
 
 
@@ -184,9 +186,7 @@ async def test_a_token_endpoint_that_gives_no_token_stops_the_crawl_with_its_rea
     crawler = await crawl(VideosSpider, hostile_settings(hostile, tmp_path), **ONE_WINDOW)
     assert crawler.stats.get_value("finish_reason") == "token_unavailable"
     assert hostile.research_requests == 0
-    ledger = Ledger(tmp_path)
-    [(_, why)] = ledger.failed_seeds("videos")
-    ledger.close()
+    why = failure_reason(tmp_path)
     assert said in why and "clt." not in why
 
 
@@ -242,25 +242,14 @@ def test_a_study_whose_feed_cannot_be_written_does_not_record_the_stage_as_finis
     assert (data_dir / "videos.csv").is_file()
 
 
-def limited_crawl(env: dict[str, str], cwd: Path, file_size: int, *args: str) -> subprocess.CompletedProcess:
-    """A crawl whose files cannot grow past ``file_size`` bytes, as on a full disk (EFBIG for ENOSPC)."""
+def full_disk(file_size: int) -> Any:
+    """For a child process: its files cannot grow past ``file_size`` bytes, as on a full disk."""
 
     def limit() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG from write(), as ENOSPC would be
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
 
-    full_env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
-    full_env.update(env, SCRAPY_SETTINGS_MODULE="tiktok_spiders.settings")
-    return subprocess.run(
-        [sys.executable, "-m", "scrapy.cmdline", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        preexec_fn=limit,  # noqa: PLW1509 - a test's own child, no threads involved
-    )
+    return limit
 
 
 def test_a_full_disk_stops_the_crawl_at_once_and_the_same_command_finishes_later(
@@ -269,7 +258,7 @@ def test_a_full_disk_stops_the_crawl_at_once_and_the_same_command_finishes_later
     data_dir = tmp_path / "data"
     env = cli_env(fresh_emulator, data_dir)
     args = ("crawl", "videos", "-s", "CONCURRENT_REQUESTS=2", *spider_args({**STUDY_ARGS, "window_days": "7"}))
-    full = limited_crawl(env, tmp_path, 160_000, *args)
+    full = scrapy_cli(tmp_path, env, *args, preexec_fn=full_disk(160_000))
     assert full.returncode == 1, full.stderr[-3000:]
     assert "Traceback" not in full.stderr
     # one line for the ledger, and one if the feeds cannot be written at close either: not one per page
