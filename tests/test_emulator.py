@@ -172,6 +172,27 @@ def test_unknown_fields_are_rejected_including_the_british_spelling(emulator: Em
     assert status == 200
 
 
+def test_canadian_videos_are_served_like_any_other(emulator: Emulator) -> None:
+    """The 2026 codebook no longer excludes Canada (2026 reference, section 4.6): nothing filters CA."""
+    canadian = {"and": [{"field_name": "region_code", "operation": "IN", "field_values": ["CA"]}]}
+    videos, _ = page_through(emulator, token_for(emulator), {**QUERY_BODY, "query": canadian}, "id,region_code")
+    expected = emulator.corpus.expected_videos(canadian, date(2024, 1, 1), date(2024, 1, 30))
+    assert videos and sorted(v["id"] for v in videos) == sorted(v["id"] for v in expected)
+    assert {video["region_code"] for video in videos} == {"CA"}
+
+
+def test_liked_videos_serve_favourites_under_the_spelling_asked(emulator: Emulator) -> None:
+    token = token_for(emulator)
+    corpus = emulator.corpus
+    username = next(name for name in corpus.users if corpus.expected_user_lists("liked", [name])[0].get(name))
+    for spelling in ("favorites_count", "favourites_count"):
+        status, payload, _ = call(
+            emulator, api.LIKED_VIDEOS_PATH, {"username": username}, token=token, fields=f"id,{spelling}"
+        )
+        assert status == 200
+        assert all(set(video) == {"id", spelling} for video in payload["data"]["user_liked_videos"])
+
+
 def test_query_operations_filter_as_documented(emulator: Emulator) -> None:
     token = token_for(emulator)
     body = {
@@ -239,33 +260,61 @@ def test_comments_have_the_real_shape_and_the_1000_cap(emulator: Emulator) -> No
     assert likes == sorted(likes, reverse=True)
     assert any(comment["parent_comment_id"] != big["id"] for comment in comments), "replies are mixed in"
     real_keys = set(real["data"]["comments"][0])
-    assert {key for comment in comments for key in comment} == real_keys | {"reply_count"}
+    # display_name is served unasked (changelog 2025-04-17 and 2026-05-21), as in the reply example
+    assert {key for comment in comments for key in comment} == real_keys | {"reply_count", "display_name"}
     status, payload, _ = call(
         emulator, api.COMMENT_LIST_PATH, {"video_id": big["id"], "cursor": 1000}, token=token_for(emulator), fields="id"
     )
     assert status == 400 and payload["error"]["message"] == "Invalid count or cursor"
 
 
-def test_replies_of_a_comment(emulator: Emulator) -> None:
+def test_replies_are_served_as_documented(emulator: Emulator) -> None:
+    """A comment's replies page like comments, without ``video_id``, with the fields of the
+    documentation's example whatever was asked; an emulator that never listed the video
+    finds the comment too (its id says where to look)."""
     token = token_for(emulator)
-    video = next(video for video in emulator.corpus.videos if 50 < video["comment_count"] < 200)
-    comments = comment_pages(emulator, token, video["id"])
+    corpus = emulator.corpus
+    video = next(video for video in corpus.videos if 200 < video["comment_count"] <= 1000)
+    comments = corpus.expected_comments([video["id"]])
     parent = max((c for c in comments if c["parent_comment_id"] == video["id"]), key=lambda c: c["reply_count"])
-    status, payload, _ = call(
-        emulator,
-        api.COMMENT_LIST_PATH,
-        {"comment_id": parent["id"], "max_count": 100},
-        token=token,
-        fields="id,parent_comment_id",
-    )
-    assert status == 200
-    assert payload["data"]["comments"] and all(
-        c["parent_comment_id"] == parent["id"] for c in payload["data"]["comments"]
-    )
-    status, payload, _ = call(
-        emulator, api.COMMENT_LIST_PATH, {"comment_id": 1, "video_id": 2}, token=token, fields="id"
-    )
-    assert status == 400
+    assert parent["reply_count"] > 2
+    with Emulator(corpus.config) as other:  # a fresh process-like server: no memory of the video
+        replies, cursor = [], 0
+        while True:
+            status, payload, _ = call(
+                other,
+                api.COMMENT_LIST_PATH,
+                {"comment_id": parent["id"], "max_count": 2, "cursor": cursor},
+                token=token_for(other),
+                fields="id,text",
+            )
+            assert status == 200, payload
+            replies.extend(payload["data"]["comments"])
+            cursor = payload["data"]["cursor"]
+            if not payload["data"]["has_more"]:
+                break
+    truth = corpus.expected_replies([parent["id"]])
+    assert replies == [{key: value for key, value in reply.items() if key != "like_count"} for reply in truth]
+    assert len(replies) >= parent["reply_count"] - 1  # a hidden reply is counted, not served
+    assert all(reply["parent_comment_id"] == parent["id"] and "video_id" not in reply for reply in replies)
+    assert {key for reply in replies for key in reply} == {
+        "id", "text", "parent_comment_id", "reply_count", "create_time", "display_name",
+    }  # fmt: skip
+    for both_or_neither in ({"comment_id": parent["id"], "video_id": video["id"]}, {"max_count": 10}):
+        status, payload, _ = call(emulator, api.COMMENT_LIST_PATH, both_or_neither, token=token, fields="id")
+        assert status == 400 and payload["error"]["code"] == "invalid_params"
+    status, payload, _ = call(emulator, api.COMMENT_LIST_PATH, {"comment_id": 12345}, token=token, fields="id")
+    assert status == 200 and payload["data"]["comments"] == [] and payload["data"]["has_more"] is False
+
+
+def test_display_name_in_fields_is_refused_by_a_strict_server(fresh_emulator: Emulator) -> None:
+    token = token_for(fresh_emulator)
+    video = next(video for video in fresh_emulator.corpus.videos if video["comment_count"])
+    body = {"video_id": video["id"]}
+    assert call(fresh_emulator, api.COMMENT_LIST_PATH, body, token=token, fields="id,display_name")[0] == 200
+    fresh_emulator.faults.strict_comment_fields = True
+    status, payload, _ = call(fresh_emulator, api.COMMENT_LIST_PATH, body, token=token, fields="id,display_name")
+    assert status == 400 and payload["error"]["message"] == "Invalid fields: display_name"
 
 
 # -- users and their lists --------------------------------------------------------------------

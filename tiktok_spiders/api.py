@@ -2,7 +2,8 @@
 
 Paths, field lists, condition vocabulary, response keys, error codes and the
 quirky messages the API is known to send live here and nowhere else, so the
-spiders and the emulator agree by construction.  Sources: ``api-reference.md``.
+spiders and the emulator agree by construction.  Sources: ``api-reference.md`` and,
+where they differ, ``api-reference-2026.md`` (its section 8 lists the corrections).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ FOLLOWING_PATH = "/v2/research/user/following/"
 PLAYLIST_INFO_PATH = "/v2/research/playlist/info/"
 
 #: Every video field of the current "complete list".  ``favourites_count`` (the
-#: British spelling of older docs) is rejected by the API and is not here.
+#: British spelling of older docs) is rejected by the API and is not here; the US
+#: ``favorites_count`` is returned since 2026-05-21 (changelog).
 VIDEO_FIELDS: tuple[str, ...] = (
     "id",
     "create_time",
@@ -52,11 +54,14 @@ VIDEO_FIELDS: tuple[str, ...] = (
     "video_tag",
 )
 #: Fields of the liked / pinned / reposted video lists: their documented list, which
-#: lacks effect_ids, playlist_id and voice_to_text and spells ``favourites_count`` (as
-#: the video query rejects it, so it is left out too).
+#: lacks effect_ids, playlist_id and voice_to_text.  Two of their pages spell
+#: ``favourites_count``; ``favorites_count`` is asked everywhere and either spelling read
+#: (2026 reference, section 4.2).
 USER_VIDEO_FIELDS: tuple[str, ...] = tuple(
-    name for name in VIDEO_FIELDS if name not in {"effect_ids", "playlist_id", "voice_to_text", "favorites_count"}
+    name for name in VIDEO_FIELDS if name not in {"effect_ids", "playlist_id", "voice_to_text"}
 )
+#: Other spellings of a field in answers, and the name it is stored under.
+FIELD_SPELLINGS = {"favourites_count": "favorites_count"}
 COMMENT_FIELDS: tuple[str, ...] = (
     "id",
     "video_id",
@@ -66,6 +71,10 @@ COMMENT_FIELDS: tuple[str, ...] = (
     "parent_comment_id",
     "create_time",
 )
+#: Returned on comments and replies since 2025 (the commenter's profile name, not a
+#: username) but not in the documented ``fields`` list, so asked only on request
+#: (``TIKTOK_ASK_DISPLAY_NAME``): a server holding to the list may refuse it.
+COMMENT_DISPLAY_NAME = "display_name"
 USER_FIELDS: tuple[str, ...] = (
     "display_name",
     "bio_description",
@@ -110,8 +119,13 @@ REGION_CODES = frozenset(
 MAX_COUNT = 100
 #: ``end_date`` may be at most this many days after ``start_date``.
 MAX_WINDOW_DAYS = 30
-#: Only the top 1,000 comments of a video are served.
+#: Only the top 1,000 comments of a video are served (older docs; the note is gone from the
+#: 2025-2026 docs, unconfirmed either way): the default of ``TIKTOK_COMMENT_CAP``.
 COMMENT_CAP = 1000
+#: The day TikTok widened the Research API's coverage to every public video, including those
+#: not eligible for the For You feed (changelog 2026-02-26): counts collected before and
+#: after it are not comparable.
+COVERAGE_CHANGE = "2026-02-26"
 
 # Error codes (``error.code`` of the response envelope).
 OK = "ok"

@@ -72,7 +72,8 @@ def video_url(username: Any, video_id: Any) -> str | None:
 
 def _column_type(column: str) -> str | None:
     """``int``, ``time``, ``bool``, ``json`` or None, also for joined ``author_*`` / ``video_*`` columns."""
-    for name in (column, column.removeprefix("author_"), column.removeprefix("video_")):
+    for prefix in ("", "author_", "video_", "parent_"):
+        name = column.removeprefix(prefix)
         if name in FIELD_TYPES:
             return FIELD_TYPES[name]
     return None
@@ -222,8 +223,21 @@ def comments_with_videos(comments: pd.DataFrame, videos: pd.DataFrame) -> pd.Dat
     return _retyped(joined, list(videos.columns.drop("video_id")))
 
 
+def replies_with_parents(replies: pd.DataFrame, comments: pd.DataFrame | None) -> pd.DataFrame:
+    """Each reply with the text, author name, likes and time of the comment it answers
+    (``parent_*`` columns): the conversation, one row per reply."""
+    if comments is None:
+        return replies
+    parents = comments[[c for c in ("id", "text", "display_name", "like_count", "create_time") if c in comments]]
+    parents = parents.rename(columns={column: f"parent_{column}" for column in parents.columns})
+    parents = parents.rename(columns={"parent_id": "parent_comment_id"})
+    joined = replies.merge(parents, how="left", on="parent_comment_id", validate="many_to_one")
+    return _retyped(joined, list(parents.columns.drop("parent_comment_id")))
+
+
 def study_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """Every feed of a data directory as a table; videos with authors, comments with videos."""
+    """Every feed of a data directory as a table; videos with authors, comments and replies
+    with their video, replies with the comment they answer."""
     data_dir = Path(data_dir)
     found: dict[str, pd.DataFrame] = {}
     for feed in FEED_KEYS | {name[:-6]: [] for name in (p.name for p in data_dir.glob("*_unavailable.jsonl"))}:
@@ -231,9 +245,12 @@ def study_tables(data_dir: str | Path) -> dict[str, pd.DataFrame]:
             if (data_dir / f"{feed}{suffix}").is_file():
                 found[feed] = load(data_dir / f"{feed}{suffix}")
                 break
+    if "replies" in found:
+        found["replies"] = replies_with_parents(found["replies"], found.get("comments"))
     if "videos" in found:
-        if "comments" in found:
-            found["comments"] = comments_with_videos(found["comments"], found["videos"])
+        for feed in ("comments", "replies"):
+            if feed in found:
+                found[feed] = comments_with_videos(found[feed], found["videos"])
         found["videos"] = videos_with_authors(found["videos"], found.get("users"))
     return found
 
@@ -259,24 +276,34 @@ def select(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame[mask.fillna(False).astype(bool)]
 
 
+def _as_json_text(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    out = frame.copy()
+    for column in columns:
+        out[column] = [None if value is None else json.dumps(value, ensure_ascii=False) for value in out[column]]
+    return out
+
+
+def _mixed_shapes(values: Iterable[Any]) -> bool:
+    """Whether a column holds both lists and objects (``video_tag`` may be either), which a
+    Parquet column cannot: such a column is written as JSON text, each value as sent."""
+    return len({isinstance(value, list) for value in values if value is not None}) > 1
+
+
 def export(frame: pd.DataFrame, path: str | Path, fmt: str | None = None, private: bool = True) -> Path:
-    """Write a table as CSV (lists and objects as JSON text, times ISO 8601) or Parquet, atomically."""
+    """Write a table as CSV (lists and objects as JSON text, times ISO 8601) or Parquet
+    (lists and objects as Parquet lists and structs, or JSON text where rows mix the two), atomically."""
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".")
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"unknown table format {fmt!r} (use csv or parquet)")
     make_dir(path.parent, private)
     with atomic_path(path, private=private) as partial:
+        json_columns = [column for column in frame.columns if _column_type(column) == "json"]
         if fmt == "parquet":
-            frame.to_parquet(partial, index=False)
+            mixed = [column for column in json_columns if _mixed_shapes(frame[column])]
+            _as_json_text(frame, mixed).to_parquet(partial, index=False)
         else:
-            out = frame.copy()
-            for column in out.columns:
-                if _column_type(column) == "json":
-                    out[column] = [
-                        None if value is None else json.dumps(value, ensure_ascii=False) for value in out[column]
-                    ]
-            out.to_csv(partial, index=False, encoding="utf-8")
+            _as_json_text(frame, json_columns).to_csv(partial, index=False, encoding="utf-8")
     return path
 
 

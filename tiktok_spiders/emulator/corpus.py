@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import functools
 import random
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -100,7 +101,7 @@ WORDS = (
 EMOJI = ("🥰", "😂", "🔥", "🌍", "🗳️", "🐱", "💧", "👑", "🇺🇸", "❤️", "✨", "🙏")
 SYLLABLES = ("ka", "mi", "lo", "ra", "tu", "sen", "jo", "an", "el", "vi", "no", "sha", "ber", "li")
 UNICODE_NAMES = ("müller", "حمودي", "josé", "łukasz", "yūki", "zoë", "søren", "naïma")
-REGIONS = ("US", "US", "US", "GB", "GB", "DE", "FR", "BR", "IN", "JP", "MX", "ES", "IT", "NG", "ID")
+REGIONS = ("US", "US", "US", "GB", "GB", "DE", "FR", "BR", "IN", "JP", "MX", "ES", "IT", "NG", "ID", "CA")
 COMMENT_TEXTS = (
     "OMG so cute",
     "heart melting",
@@ -111,6 +112,8 @@ COMMENT_TEXTS = (
     "where is this?\nasking for a friend",
     "100% agree, well said",
     "call me 40******30",
+    "mail a*******@******************** about it",
+    "search up ****6471",
     "😂😂😂",
     "Can't stop watching",
     "source: trust me",
@@ -140,6 +143,16 @@ class CorpusConfig:
 def snowflake(rng: random.Random, at: int) -> int:
     """An int64 id whose high 32 bits are a unix time shortly before ``at``."""
     return ((at - rng.randint(20, 80)) << 32) | rng.getrandbits(32)
+
+
+def video_mark(video_id: int) -> int:
+    """16 bits derived from a video id, which its comments' ids carry (bits 16-31), so any
+    process finds a comment's video without generating every video's comments."""
+    return zlib.crc32(video_id.to_bytes(8, "big")) & 0xFFFF
+
+
+def comment_snowflake(rng: random.Random, at: int, video_id: int) -> int:
+    return ((at - rng.randint(20, 80)) << 32) | (video_mark(video_id) << 16) | rng.getrandbits(16)
 
 
 def _shuffled(rng: random.Random, record: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +185,10 @@ class Corpus:
         for video in self.videos:
             if "playlist_id" in video:
                 self.playlists.setdefault(video["playlist_id"], []).append(video["id"])
+        self._videos_by_mark: dict[int, list[int]] = {}
+        for video in self.videos:
+            self._videos_by_mark.setdefault(video_mark(video["id"]), []).append(video["id"])
+        self._display_names = [profile["display_name"] for profile in self.users.values()]
 
     # -- generation -------------------------------------------------------
 
@@ -277,6 +294,8 @@ class Corpus:
                 video["sticker_info_list"] = [{"sticker_id": str(rng.getrandbits(40)), "sticker_name": "poll"}]
             if rng.random() < 0.03:
                 video["video_tag"] = {"type": rng.choice(("AIGC", "Branded")), "number": 1}
+            elif rng.random() < 0.01:  # the docs allow a list of tags too
+                video["video_tag"] = [{"type": "AIGC", "number": 2}, {"type": "Branded", "number": 7}]
             if rng.random() < 0.02:
                 video["video_label"] = {
                     "content": "Get info on the election",
@@ -334,7 +353,8 @@ class Corpus:
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - the corpus lives as long as the server
     def comments(self, video_id: int) -> tuple[dict[str, Any], ...]:
-        """All comments of a video, as the API orders them: by like count, replies mixed in."""
+        """All comments of a video, as the API orders them: by like count, replies mixed in
+        (as real lists show).  Each carries its commenter's ``display_name``."""
         video = self.video_by_id.get(video_id)
         if video is None:
             return ()
@@ -353,13 +373,14 @@ class Corpus:
             if rng.random() < 0.02:
                 text += "\u0000"
             comment = {
-                "id": snowflake(rng, created),
+                "id": comment_snowflake(rng, created, video_id),
                 "video_id": video_id,
                 "text": text,
                 "like_count": int(rng.paretovariate(1.5)) - 1,
                 "reply_count": 0,
                 "parent_comment_id": parent,
                 "create_time": created,
+                "display_name": rng.choice(self._display_names),
             }
             if parent == video_id:
                 top_level.append(comment)
@@ -369,6 +390,20 @@ class Corpus:
             _shuffled(rng, comment) | {"_hidden": rng.random() < self.config.hidden_comment_rate}
             for comment in comments
         )
+
+    def comment_home(self, comment_id: int) -> int | None:
+        """The video a comment (or reply) belongs to, or None when there is no such comment."""
+        for video_id in self._videos_by_mark.get((comment_id >> 16) & 0xFFFF, ()):
+            if any(comment["id"] == comment_id for comment in self.comments(video_id)):
+                return video_id
+        return None
+
+    def replies(self, comment_id: int) -> tuple[dict[str, Any], ...]:
+        """The replies to a comment, in the order of its video's list (by like count)."""
+        home = self.comment_home(comment_id)
+        if home is None:
+            return ()
+        return tuple(comment for comment in self.comments(home) if comment["parent_comment_id"] == comment_id)
 
     def user_list(self, kind: str, username: str) -> list[dict[str, Any]]:
         """A user's followers, following, liked or reposted list, newest first.
@@ -422,15 +457,22 @@ class Corpus:
             video for video in self.window(start, end) if video["id"] not in self.hidden and matches(query, video, self)
         ]
 
-    def expected_comments(self, video_ids: Any) -> list[dict[str, Any]]:
-        """Every comment the API serves for these videos (the top 1,000 positions of each)."""
-        from tiktok_spiders.api import COMMENT_CAP
-
+    def expected_comments(self, video_ids: Any, cap: int = 1000) -> list[dict[str, Any]]:
+        """Every comment the API serves for these videos (the top ``cap`` positions of each)."""
         return [
             _public(comment)
             for video_id in video_ids
-            for comment in self.comments(int(video_id))[:COMMENT_CAP]
+            for comment in self.comments(int(video_id))[:cap]
             if not comment["_hidden"]
+        ]
+
+    def expected_replies(self, comment_ids: Any, cap: int = 1000) -> list[dict[str, Any]]:
+        """Every reply the API serves for these comments, as served: without ``video_id``."""
+        return [
+            {key: value for key, value in _public(reply).items() if key != "video_id"}
+            for comment_id in comment_ids
+            for reply in self.replies(int(comment_id))[:cap]
+            if not reply["_hidden"]
         ]
 
     def unavailable_reason(self, username: str) -> str | None:

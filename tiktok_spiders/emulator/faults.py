@@ -40,6 +40,10 @@ class Faults:
     latency: float = _switch(0.0, "seconds added to every answer")
     playlist_500: bool = _switch(True, "the playlist endpoint answers 500 even when it succeeds (a real quirk)")
     end_date_exclusive: bool = _switch(False, "treat end_date as exclusive (the API's docs are contradictory)")
+    comment_cap: int = _switch(1000, "top comments (or replies) a list serves; later cursors are refused (0: no cap)")
+    strict_comment_fields: bool = _switch(
+        False, "refuse display_name in the comment fields, as a server holding to the documented list would"
+    )
     search_id_ttl: float = _switch(3600.0, "seconds a search id stays valid")
 
     @classmethod

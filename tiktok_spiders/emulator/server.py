@@ -31,9 +31,13 @@ from tiktok_spiders.emulator.query import Query, QueryError
 DEMO_CLIENT_KEY = "sandbox-client-key"
 DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - the sandbox's public demo secret
 
-#: The liked / pinned / reposted endpoints document their own field list, with the
-#: British ``favourites_count`` (accepted, and never served: no value behind it).
+#: The liked / pinned / reposted endpoints document their own field list; two of their
+#: pages spell ``favourites_count``, which they accept and serve under that spelling.
 USER_VIDEO_FIELDS = (*api.USER_VIDEO_FIELDS, "favourites_count")
+#: What the documentation's reply example serves although only ``id,text`` was asked.
+REPLY_FIELDS_ALWAYS_SERVED = frozenset(
+    {"id", "text", "parent_comment_id", "reply_count", "create_time", "display_name"}
+)
 FOLLOW_PATHS = frozenset({api.FOLLOWERS_PATH, api.FOLLOWING_PATH})
 GATEWAY_TIMEOUT_HTML = (
     "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n"
@@ -116,7 +120,6 @@ class Emulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.ServerRunner | None = None
-        self._comment_home: dict[int, int] = {}
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -350,7 +353,11 @@ class Emulator:
 
     @staticmethod
     def _served(record: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
-        return {key: value for key, value in record.items() if key in fields}
+        served = {key: value for key, value in record.items() if key in fields}
+        for spelling, name in api.FIELD_SPELLINGS.items():
+            if spelling in fields and name in record:
+                served[spelling] = record[name]
+        return served
 
     def _dates(self, payload: dict[str, Any]) -> tuple[date, date]:
         try:
@@ -417,28 +424,31 @@ class Emulator:
         }
 
     def comment_list(self, payload: dict[str, Any], fields: tuple[str, ...] | None) -> tuple[int, dict[str, Any]]:
-        wanted = self._require_fields(fields, api.COMMENT_FIELDS)
+        """A video's comments (``video_id``) or a comment's replies (``comment_id``), never both.
+
+        ``display_name`` is served whether asked or not, and replies come without
+        ``video_id`` whatever ``fields`` says, as the documentation's reply example shows.
+        """
+        allowed = api.COMMENT_FIELDS if self.faults.strict_comment_fields else (*api.COMMENT_FIELDS, "display_name")
+        wanted = self._require_fields(fields, allowed) | {"display_name"}
         video_id = self._int(payload, "video_id")
         comment_id = self._int(payload, "comment_id")
         if (video_id is None) == (comment_id is None):
-            raise ApiError(400, api.INVALID_PARAMS, "Exactly one of video_id and comment_id must be given")
+            raise ApiError(400, api.INVALID_PARAMS, "You must request either video_id or comment_id, not both")
         max_count = self._max_count(payload, 10)
         cursor = self._int(payload, "cursor", 0) or 0
-        if cursor < 0 or cursor >= api.COMMENT_CAP:
+        cap = self.faults.comment_cap
+        if cursor < 0 or (cap and cursor >= cap):
             raise ApiError(400, api.INVALID_PARAMS, api.INVALID_CURSOR_MESSAGE)
         if cursor and self._random.random() < self.faults.invalid_cursor_rate:
             raise ApiError(400, api.INVALID_PARAMS, api.INVALID_CURSOR_MESSAGE)
         if video_id is not None:
-            thread = self.corpus.comments(video_id)[: api.COMMENT_CAP]
-            for comment in thread:
-                self._comment_home.setdefault(comment["id"], video_id)
+            thread = self.corpus.comments(video_id)
         else:
-            home = self._comment_home.get(comment_id)  # type: ignore[arg-type]
-            thread = (
-                tuple(comment for comment in self.corpus.comments(home) if comment["parent_comment_id"] == comment_id)
-                if home
-                else ()
-            )
+            thread = self.corpus.replies(comment_id)  # type: ignore[arg-type]
+            wanted = (wanted | REPLY_FIELDS_ALWAYS_SERVED) - {"video_id"}
+        if cap:
+            thread = thread[:cap]
         page = thread[cursor : cursor + max_count]
         next_cursor = cursor + len(page)
         comments = [self._served(comment, wanted) for comment in page if not comment["_hidden"]]
