@@ -85,13 +85,21 @@ def test_missing_credentials(emulator: Emulator, data_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("spider", "arguments"), [("comments", {}), ("users", {}), ("comments", {"videos": "nope.jsonl"})]
+    ("spider", "arguments", "hint"),
+    [
+        ("comments", {}, "-a videos=PATH"),
+        ("users", {}, "-a videos=PATH"),
+        ("comments", {"videos": "nope.jsonl"}, "-a videos=PATH"),
+        ("replies", {}, "-a comments=PATH"),
+        ("followers", {}, "-a users=PATH"),
+    ],
 )
-def test_missing_seed_file(emulator: Emulator, tmp_path: Path, spider: str, arguments: dict) -> None:
+def test_missing_seed_file(emulator: Emulator, tmp_path: Path, spider: str, arguments: dict, hint: str) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     done = scrapy_cli(tmp_path, cli_env(emulator, empty), "crawl", spider, *spider_args(arguments))
     assert_one_line_error(done, "does not exist")
+    assert hint in done.stderr
     assert list(empty.iterdir()) == []
 
 

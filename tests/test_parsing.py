@@ -14,9 +14,10 @@ from scrapy.utils.test import get_crawler
 
 from tests.conftest import REAL_RESPONSES
 from tiktok_spiders import api
-from tiktok_spiders.items import Comment, UnavailableUser, User, Video
+from tiktok_spiders.items import Comment, LikedVideo, Reply, UnavailableUser, User, Video, known_fields
 from tiktok_spiders.pipelines.validate import ValidationPipeline
 from tiktok_spiders.spiders.comments import CommentsSpider
+from tiktok_spiders.spiders.replies import RepliesSpider
 from tiktok_spiders.spiders.videos import VideosSpider
 
 
@@ -32,7 +33,9 @@ def pipeline() -> ValidationPipeline:
 def test_items_name_the_api_fields_in_the_api_order() -> None:
     # every record ends with when its page was fetched (the project's field, not the API's)
     assert tuple(field.name for field in fields(Video)) == (*api.VIDEO_FIELDS, "collected_at")
-    assert tuple(field.name for field in fields(Comment)) == (*api.COMMENT_FIELDS, "collected_at")
+    # display_name is sent but not in the documented list (2026 reference, section 3.2)
+    assert tuple(field.name for field in fields(Comment)) == (*api.COMMENT_FIELDS, "display_name", "collected_at")
+    assert {field.name for field in fields(Reply)} == {field.name for field in fields(Comment)}
     assert tuple(field.name for field in fields(User)) == ("username", *api.USER_FIELDS, "collected_at")
     assert [field.name for field in fields(UnavailableUser)] == ["username", "reason", "message", "collected_at"]
 
@@ -92,12 +95,51 @@ def test_a_real_comment_page(pipeline: ValidationPipeline) -> None:
     assert spider.next_body(payload["data"], {"video_id": 1, "cursor": 0}) is None
 
 
+def test_the_documented_reply_page_keeps_every_value_and_takes_its_video_from_the_parent(
+    pipeline: ValidationPipeline,
+) -> None:
+    """The documentation's reply example (2026 reference, section 3.1): no video_id, no
+    like_count, a display_name that was not asked for."""
+    payload = json.loads(
+        '{"data":{"has_more":false,"comments":[{"parent_comment_id":1234567876543,"reply_count":0,'
+        '"text":"Lalalaa","create_time":1740510402,"display_name":"test","id":12345678909876}],"cursor":1},'
+        '"error":{"code":"ok","message":"ok","log_id":"20123456789876543"}}'
+    )
+    spider = RepliesSpider(comment_ids="1234567876543")
+    body = {"comment_id": 1234567876543, "max_count": 100, "cursor": 0}
+    (reply,) = [pipeline.process_item(item) for item in spider.parse_records(payload["data"], body, video_id=77)]
+    assert vars(reply) == {
+        "id": 12345678909876,
+        "video_id": 77,  # the parent's, from the comments feed
+        "parent_comment_id": 1234567876543,
+        "text": "Lalalaa",
+        "like_count": None,  # not sent: stays missing, never 0
+        "reply_count": 0,
+        "create_time": 1740510402,
+        "display_name": "test",
+        "collected_at": None,  # set when the page is stored
+    }
+    without_parent = dict(payload["data"]["comments"][0], parent_comment_id=None)
+    (reply,) = spider.parse_records({"comments": [without_parent]}, body, video_id=None)
+    assert reply.parent_comment_id == 1234567876543 and reply.video_id is None
+
+
+def test_either_spelling_of_favourites_and_either_shape_of_video_tag_are_kept() -> None:
+    liked = known_fields(LikedVideo, {"id": 1, "favourites_count": 12, "video_tag": [{"type": "AIGC", "number": 2}]})
+    assert liked == {"id": 1, "favorites_count": 12, "video_tag": [{"type": "AIGC", "number": 2}]}
+    both = known_fields(Video, {"id": 1, "favorites_count": 3, "favourites_count": 4})
+    assert both["favorites_count"] == 3  # the documented spelling wins; the other only fills a gap
+    tag = {"video_tag_type": "Branded", "video_tag_number": 7}
+    assert known_fields(Video, {"id": 1, "video_tag": tag})["video_tag"] == tag  # kept as sent, not renamed
+
+
 @pytest.mark.parametrize(
     ("item", "problem"),
     [
         (Video(username="x"), "tiktok/validation/id/missing"),
         (Video(id="12a"), "tiktok/validation/id/not_an_integer"),
         (Comment(id=1), "tiktok/validation/video_id/missing"),
+        (Reply(id=1), "tiktok/validation/parent_comment_id/missing"),
         (User(display_name="x"), "tiktok/validation/username/missing"),
     ],
 )

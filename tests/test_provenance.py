@@ -55,6 +55,17 @@ async def test_records_carry_collected_at_and_the_manifest_says_what_made_them(
     assert comment_stage["runs"][0]["arguments"] == {"min_comments": "5"}
     assert comment_stage["records"] == {"comments": len(comments)}
     assert sum(manifest["requests_per_utc_day"].values()) == video_stage["requests"] + comment_stage["requests"]
+    assert video_stage["api_coverage"].startswith("collected after the API's coverage change of 2026-02-26")
+
+
+def test_the_manifest_says_which_side_of_the_coverage_change_a_stage_was_collected_on() -> None:
+    from tiktok_spiders.manifest import coverage_note
+
+    assert coverage_note(None, None) is None
+    assert coverage_note("2026-01-05T10:00:00Z", "2026-02-25T23:59:59Z").startswith("collected before")
+    assert coverage_note("2026-02-26T00:00:00Z", "2026-12-01T00:00:00Z").startswith("collected after")
+    spanning = coverage_note("2026-02-20T00:00:00Z", "2026-03-01T00:00:00Z")
+    assert spanning.startswith("collected both before and after") and "not comparable" in spanning
 
 
 def test_a_quota_stop_counts_every_seed_one_way_and_says_what_is_left(fresh_emulator: Emulator, tmp_path: Path) -> None:

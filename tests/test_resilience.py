@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from scrapy import signals
 from scrapy.utils.defer import deferred_f_from_coro_f
 
@@ -134,25 +135,49 @@ async def test_failures_are_recorded_reported_and_resumed(fresh_emulator: Emulat
     assert_exactly(ids(tmp_path / "videos.jsonl"), [video["id"] for video in expected])
 
 
-def test_kill_9_in_the_middle_then_the_same_command_finishes_exactly(fresh_emulator: Emulator, tmp_path: Path) -> None:
-    corpus = fresh_emulator.corpus
-    fresh_emulator.faults.daily_requests = 100_000  # three runs of the stage
-    env = cli_env(fresh_emulator, tmp_path)
-    assert scrapy_cli(tmp_path, env, "crawl", "videos", *spider_args(STUDY_ARGS)).returncode == 0
-    expected_videos = read_jsonl(tmp_path / "videos.jsonl")
+def stage_truth(corpus, stage: str, data_dir: Path, min_replies: int = 1) -> list:
+    """The ids a complete ``comments`` or ``replies`` stage collects from the feed before it."""
+    if stage == "comments":
+        return [c["id"] for c in corpus.expected_comments(v["id"] for v in read_jsonl(data_dir / "videos.jsonl"))]
+    parents = [c["id"] for c in read_jsonl(data_dir / "comments.jsonl") if c["reply_count"] >= min_replies]
+    return [reply["id"] for reply in corpus.expected_replies(parents)]
 
-    # an uninterrupted comments run elsewhere says what the stage costs
+
+@pytest.mark.parametrize(
+    ("stage", "seed_feed", "arguments"),
+    [("comments", "videos", {}), ("replies", "comments", {"min_replies": "3"})],
+)
+def test_kill_9_in_the_middle_then_the_same_command_finishes_exactly(
+    fresh_emulator: Emulator, tmp_path: Path, stage: str, seed_feed: str, arguments: dict
+) -> None:
+    fresh_emulator.faults.daily_requests = 100_000  # three runs of the stage
+    env = cli_env(fresh_emulator, tmp_path, TIKTOK_DAILY_REQUEST_LIMIT="100000")
+    assert scrapy_cli(tmp_path, env, "crawl", "videos", *spider_args(STUDY_ARGS)).returncode == 0
+    if stage == "replies":
+        assert scrapy_cli(tmp_path, env, "crawl", "comments").returncode == 0
+    asks_by = "video_id" if stage == "comments" else "comment_id"
+
+    def stage_requests(since: int) -> int:
+        return sum(
+            1
+            for entry in request_log(fresh_emulator)[since:]
+            if entry["path"] == api.COMMENT_LIST_PATH and asks_by in entry.get("body", {})
+        )
+
+    # an uninterrupted run elsewhere says what the stage costs
     reference = tmp_path / "reference"
     reference.mkdir()
-    (reference / "videos.jsonl").write_bytes((tmp_path / "videos.jsonl").read_bytes())
+    (reference / f"{seed_feed}.jsonl").write_bytes((tmp_path / f"{seed_feed}.jsonl").read_bytes())
     before = len(request_log(fresh_emulator))
-    assert scrapy_cli(tmp_path, cli_env(fresh_emulator, reference), "crawl", "comments").returncode == 0
-    uninterrupted = sum(1 for entry in request_log(fresh_emulator)[before:] if entry["path"] == api.COMMENT_LIST_PATH)
+    command = ("crawl", stage, *spider_args(arguments))
+    reference_run = scrapy_cli(tmp_path, {**env, "TIKTOK_DATA_DIR": str(reference)}, *command)
+    assert reference_run.returncode == 0, reference_run.stderr[-3000:]
+    uninterrupted = stage_requests(before)
 
     fresh_emulator.faults.latency = 0.3  # API-like: answers slower than we process them
     before = len(request_log(fresh_emulator))
     process = subprocess.Popen(
-        [sys.executable, "-m", "scrapy.cmdline", "crawl", "comments"],
+        [sys.executable, "-m", "scrapy.cmdline", *command],
         cwd=tmp_path,
         env={
             **{k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")},
@@ -163,20 +188,20 @@ def test_kill_9_in_the_middle_then_the_same_command_finishes_exactly(fresh_emula
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    while len(request_log(fresh_emulator)) - before < uninterrupted // 3 and time.monotonic() < deadline:
+    while stage_requests(before) < uninterrupted // 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    first = sum(1 for entry in request_log(fresh_emulator)[before:] if entry["path"] == api.COMMENT_LIST_PATH)
+    first = stage_requests(before)
     assert 0 < first < uninterrupted, "the kill came in the middle"
-    assert not (tmp_path / "comments.jsonl").exists()
+    assert not (tmp_path / f"{stage}.jsonl").exists()
 
     fresh_emulator.faults.latency = 0.0
-    done = scrapy_cli(tmp_path, env, "crawl", "comments")
+    done = scrapy_cli(tmp_path, env, *command)
     assert done.returncode == 0, done.stderr[-2000:]
-    total = sum(1 for entry in request_log(fresh_emulator)[before:] if entry["path"] == api.COMMENT_LIST_PATH)
-    expected = corpus.expected_comments(video["id"] for video in expected_videos)
-    assert_exactly(ids(tmp_path / "comments.jsonl"), [comment["id"] for comment in expected])
+    total = stage_requests(before)
+    truth = stage_truth(fresh_emulator.corpus, stage, tmp_path, min_replies=int(arguments.get("min_replies", 1)))
+    assert_exactly(ids(tmp_path / f"{stage}.jsonl"), truth)
     # only pages in flight (CONCURRENT_REQUESTS) or answered but not yet committed when
     # the process died are paid again
     in_flight = project_settings.CONCURRENT_REQUESTS

@@ -21,6 +21,7 @@ API, PROJECT = "API", "project"
 MEANINGS: dict[str | tuple[str, str], tuple[str, str]] = {
     "id": (API, "the record's id (int64; a video's is also called item_id)"),
     ("comments", "id"): (API, "the comment's id (int64)"),
+    ("replies", "id"): (API, "the reply's id (int64)"),
     "create_time": (API, "when it was posted, UTC (unix seconds in the feeds, a UTC datetime in the tables)"),
     "username": (API, "the author's username"),
     ("users", "username"): (PROJECT, "the username that was asked for (the API does not echo it)"),
@@ -39,27 +40,49 @@ MEANINGS: dict[str | tuple[str, str], tuple[str, str]] = {
     "playlist_id": (API, "the playlist the video belongs to (int64; missing for most videos)"),
     "voice_to_text": (API, "the transcript of the video's speech, when TikTok made one"),
     "is_stem_verified": (API, "whether the video is verified as STEM content"),
-    "favorites_count": (API, "how often the video was saved as a favourite"),
+    "favorites_count": (
+        API,
+        "how often the video was saved as a favourite (returned since 2026-05-21; "
+        "also read when sent as favourites_count)",
+    ),
     "video_duration": (API, "length in seconds"),
     "hashtag_info_list": (API, "per hashtag: hashtag_id, hashtag_name (original case), hashtag_description"),
     "sticker_info_list": (API, "interactive stickers: sticker_id, sticker_name"),
     "effect_info_list": (API, "effects: effect_id, effect_name, effect_photo_url"),
     "video_mention_list": (API, "accounts tagged in the video (display names)"),
     "video_label": (API, "labels TikTok attached (e.g. election information): content, type, vote, warn, sink"),
-    "video_tag": (API, "AI-generated or branded-content tag: type and number, as sent (the docs disagree on codes)"),
+    "video_tag": (
+        API,
+        "AI-generated or branded-content tag, as sent: an object or a list of them, keys type and number "
+        "(or video_tag_type and video_tag_number); the docs disagree on what the numbers mean",
+    ),
     "video_id": (API, "the video the comment belongs to (int64)"),
     ("comments", "video_id"): (
         PROJECT,
         "the video whose comments were asked (the API's own video_id when it sends one; int64)",
     ),
+    ("replies", "video_id"): (
+        PROJECT,
+        "the video of the comment replied to, from the comments feed (the API sends replies without it; "
+        "its own value when it sends one; empty when the parent comment was not collected; int64)",
+    ),
     ("playlist_videos", "video_id"): (API, "a video of the playlist (int64)"),
-    "text": (API, "the comment's text; personal data is masked with * by TikTok"),
+    "text": (API, "the comment's text; personal data is masked with * by TikTok (e.g. 40******30)"),
     "reply_count": (API, "replies to the comment"),
     "parent_comment_id": (
         API,
         "the comment replied to; equal to video_id for a top-level comment (int64)",
     ),
+    ("replies", "parent_comment_id"): (
+        API,
+        "the comment replied to: the one asked for (filled in from the request when the API leaves it out; int64)",
+    ),
     "display_name": (API, "the profile's display name (not the @username)"),
+    ("comments", "display_name"): (
+        API,
+        "the commenter's display name (not the @username; sent by the API since 2025, empty when it did not)",
+    ),
+    ("replies", "display_name"): (API, "the replier's display name (not the @username; empty when not sent)"),
     "bio_description": (API, "the profile's bio"),
     "avatar_url": (API, "the profile picture's URL (expires after a while)"),
     "is_verified": (API, "whether the account is verified"),
@@ -67,7 +90,7 @@ MEANINGS: dict[str | tuple[str, str], tuple[str, str]] = {
     "following_count": (API, "accounts followed"),
     "likes_count": (API, "likes the account's videos received"),
     "video_count": (API, "videos the account posted"),
-    "bio_url": (API, "the link in the profile's bio, when shared"),
+    "bio_url": (API, "the link in the profile's bio, when shared (returned since 2024-11-04)"),
     "reason": (PROJECT, "why the API would not serve the user or list: not_found or refused"),
     "message": (API, "the API's error message for that user"),
     "seed_username": (PROJECT, "the user this record was collected for"),
@@ -76,7 +99,12 @@ MEANINGS: dict[str | tuple[str, str], tuple[str, str]] = {
     "playlist_last_updated": (API, "when the playlist last changed, UTC"),
     ("playlist_videos", "playlist_id"): (API, "the playlist (int64)"),
     "position": (PROJECT, "the video's place in the playlist, from 0, in the order the API lists them"),
-    "collected_at": (PROJECT, "when the page holding this record was fetched, UTC (ISO 8601 in the feeds)"),
+    "collected_at": (
+        PROJECT,
+        "when the page holding this record was fetched, UTC (ISO 8601 in the feeds); TikTok widened the "
+        "API's coverage on 2026-02-26 to videos not eligible for the For You feed, so counts collected "
+        "before and after that day are not comparable",
+    ),
 }
 #: Columns the tables add to the feeds.
 TABLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -91,6 +119,15 @@ TABLE_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("video_url", "the URL of the comment's video"),
         ("video_username", "the author of the comment's video"),
         ("video_create_time", "when the comment's video was posted, UTC"),
+    ],
+    "replies": [
+        ("parent_text", "the text of the comment replied to (from the comments feed)"),
+        ("parent_display_name", "the display name of the comment's author"),
+        ("parent_like_count", "the likes of the comment replied to"),
+        ("parent_create_time", "when the comment replied to was posted, UTC"),
+        ("video_url", "the URL of the reply's video"),
+        ("video_username", "the author of the reply's video"),
+        ("video_create_time", "when the reply's video was posted, UTC"),
     ],
 }
 TYPES = {"int": "int64 (Int64 in pandas)", "time": "UTC datetime", "bool": "boolean", "json": "list or object"}
@@ -118,7 +155,9 @@ def markdown() -> str:
         "",
         "Every column of every feed (`<data dir>/<feed>.jsonl` and `.csv`) and table (`scrapy tables`).",
         "*Source* says whether the API sent the value or this project added it. Fields the API left out are",
-        "empty (`null` in JSON Lines, an empty cell in CSV, missing in the tables). Generated by",
+        "empty (`null` in JSON Lines, an empty cell in CSV, missing in the tables). Lists and objects are",
+        "JSON text in CSV; in Parquet they are lists and structs, except a column whose rows mix lists and",
+        "objects (`video_tag` may be either), which is JSON text there too. Generated by",
         "`python -m tiktok_spiders.codebook` from the items.",
     ]
     for feed, item_class in feeds():

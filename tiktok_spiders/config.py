@@ -30,6 +30,7 @@ NUMERIC = {
     "TIKTOK_MAX_REQUESTS_PER_SECOND": ("getfloat", 0, False),
     "TIKTOK_PROGRESS_INTERVAL": ("getfloat", 0, False),
     "TIKTOK_MIN_FREE_SPACE_MB": ("getfloat", 0, False),
+    "TIKTOK_COMMENT_CAP": ("getint", 0, False),
     "CONCURRENT_REQUESTS": ("getint", 1, False),
     "DOWNLOAD_TIMEOUT": ("getfloat", 0, True),
 }
@@ -38,6 +39,7 @@ BOOLEAN = (
     "TIKTOK_END_DATE_INCLUSIVE",
     "TIKTOK_ALLOW_API_CHANGE",
     "TIKTOK_PRIVATE_FILES",
+    "TIKTOK_ASK_DISPLAY_NAME",
 )
 FEED_FORMATS = ("jsonl", "csv")
 

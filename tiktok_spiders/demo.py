@@ -1,7 +1,7 @@
 """``python -m tiktok_spiders.demo``: a whole study against the bundled emulator.
 
 Starts the sandbox API, then runs every stage exactly as a researcher would,
-with ``scrapy study`` on ``demo_study.toml`` (videos → comments → users →
+with ``scrapy study`` on ``demo_study.toml`` (videos → comments → replies → users →
 followers, following, liked, pinned and reposted videos → playlists), and says
 where the files are, then writes the Parquet tables (``scrapy tables``).
 Nothing here touches the real API.

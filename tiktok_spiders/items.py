@@ -11,6 +11,8 @@ import functools
 from dataclasses import dataclass, fields
 from typing import Any
 
+from tiktok_spiders.api import FIELD_SPELLINGS
+
 
 @dataclass
 class Video:
@@ -36,7 +38,9 @@ class Video:
     effect_info_list: list[dict[str, Any]] | None = None
     video_mention_list: list[str] | None = None
     video_label: dict[str, Any] | None = None
-    video_tag: dict[str, Any] | None = None
+    #: One object or a list of them; keys ``type``/``number`` or ``video_tag_type``/``video_tag_number``
+    #: as the API sends them (its pages disagree).
+    video_tag: dict[str, Any] | list[dict[str, Any]] | None = None
     collected_at: str | None = None
 
 
@@ -49,6 +53,23 @@ class Comment:
     reply_count: int | None = None
     parent_comment_id: int | None = None
     create_time: int | None = None
+    display_name: str | None = None
+    collected_at: str | None = None
+
+
+@dataclass
+class Reply:
+    """A reply to a comment.  The API sends it without ``video_id``: that is its parent
+    comment's (from the comments feed), and ``parent_comment_id`` is the comment asked."""
+
+    id: int | None = None
+    video_id: int | None = None
+    parent_comment_id: int | None = None
+    text: str | None = None
+    like_count: int | None = None
+    reply_count: int | None = None
+    create_time: int | None = None
+    display_name: str | None = None
     collected_at: str | None = None
 
 
@@ -159,6 +180,7 @@ class RecordKind:
 VIDEO_IDS = ("id", "music_id", "playlist_id")
 VIDEOS = RecordKind("videos", Video, ("id",), ("id",), VIDEO_IDS)
 COMMENTS = RecordKind("comments", Comment, ("id",), ("id", "video_id"), ("id", "video_id", "parent_comment_id"))
+REPLIES = RecordKind("replies", Reply, ("id",), ("id", "parent_comment_id"), ("id", "video_id", "parent_comment_id"))
 USERS = RecordKind("users", User, ("username",), ("username",))
 USERS_UNAVAILABLE = RecordKind("users_unavailable", UnavailableUser, ("username",), ("username", "reason"))
 LIKED_VIDEOS = RecordKind("liked_videos", LikedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS)
@@ -183,6 +205,7 @@ KINDS = {
     for kind in (
         VIDEOS,
         COMMENTS,
+        REPLIES,
         USERS,
         USERS_UNAVAILABLE,
         LIKED_VIDEOS,
@@ -214,6 +237,11 @@ def field_names(item_class: type) -> frozenset[str]:
 
 
 def known_fields(item_class: type, record: dict[str, Any]) -> dict[str, Any]:
-    """The record's values for the item's fields (the API may add fields we do not know)."""
+    """The record's values for the item's fields (the API may add fields we do not know),
+    a field sent under another spelling (``favourites_count``) under the item's name."""
     names = field_names(item_class)
-    return {key: value for key, value in record.items() if key in names}
+    known = {key: value for key, value in record.items() if key in names}
+    for spelling, name in FIELD_SPELLINGS.items():
+        if spelling in record and known.get(name) is None and name in names:
+            known[name] = record[spelling]
+    return known

@@ -231,6 +231,10 @@ class Ledger:
     def count_records(self, kind: str) -> int:
         return self._db.execute("SELECT COUNT(*) FROM records WHERE kind = ?", (kind,)).fetchone()[0]
 
+    def record(self, kind: str, key: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT data FROM records WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def has_record(self, kind: str, key: str) -> bool:
         return self._db.execute("SELECT 1 FROM records WHERE kind = ? AND key = ?", (kind, key)).fetchone() is not None
 

@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tiktok_spiders.api import COVERAGE_CHANGE
 from tiktok_spiders.files import atomic_write
 
 if TYPE_CHECKING:
@@ -39,6 +40,21 @@ def tool_versions() -> dict[str, str]:
     }
 
 
+def coverage_note(first: str | None, last: str | None) -> str | None:
+    """Which side of TikTok's coverage change of 2026-02-26 a stage was collected on."""
+    if first is None or last is None:
+        return None
+    widened = "every public video, including those not eligible for the For You feed"
+    if first >= COVERAGE_CHANGE:
+        return f"collected after the API's coverage change of {COVERAGE_CHANGE} ({widened})"
+    if last < COVERAGE_CHANGE:
+        return f"collected before the API's coverage change of {COVERAGE_CHANGE} (since then: {widened})"
+    return (
+        f"collected both before and after the API's coverage change of {COVERAGE_CHANGE} ({widened} "
+        "since then): counts from the two periods are not comparable"
+    )
+
+
 def manifest(ledger: Ledger) -> dict[str, Any]:
     """The manifest's content, from the ledger alone."""
     stages: dict[str, dict[str, Any]] = {}
@@ -55,6 +71,7 @@ def manifest(ledger: Ledger) -> dict[str, Any]:
         stage["records"] = stage["runs"][-1]["records_in_ledger"]
         stage["outcome"] = stage["runs"][-1]["outcome"]
         stage["seeds"] = stage["runs"][-1]["seeds"]  # the one tally the summaries print
+        stage["api_coverage"] = coverage_note(stage["first_collected_at"], stage["last_collected_at"])
     return {
         "written_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "tool": tool_versions(),

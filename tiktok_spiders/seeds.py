@@ -42,12 +42,15 @@ def feed_format(path: Path) -> str:
 ENCODING = "utf-8-sig"
 
 
-def check_feed(path: str | Path, column: str | None = None) -> Path:
-    """A seed file that can be read: it exists, is UTF-8 throughout, and (CSV) has the ``column``."""
+def check_feed(path: str | Path, column: str | None = None, argument: str = "videos") -> Path:
+    """A seed file that can be read: it exists, is UTF-8 throughout, and (CSV) has the ``column``;
+    ``argument`` names the spider argument that points at another file."""
     path = Path(path)
     fmt = feed_format(path)
     if not path.is_file():
-        raise SeedFileError(f"seed file {path} does not exist (run the earlier stage first, or pass -a videos=PATH)")
+        raise SeedFileError(
+            f"seed file {path} does not exist (run the earlier stage first, or pass -a {argument}=PATH)"
+        )
     decoder = codecs.getincrementaldecoder(ENCODING)()
     offset = 0
     with path.open("rb") as handle:
@@ -103,12 +106,14 @@ def read_values(
     optional: bool = False,
     keep: Callable[[dict[str, Any]], bool] | None = None,
     weigh: Callable[[dict[str, Any]], float] | None = None,
+    context: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Iterator[Any]:
     """The ``column`` of every record (that ``keep`` keeps), converted; records without a
     usable value count as malformed, unless the column is ``optional`` and simply empty.
+    With ``context``, each value comes as ``(value, context(record))``.
 
     In feed order, or with ``weigh`` the heaviest first among the next :data:`LOOKAHEAD`."""
-    weighted = _weighted_values(path, column, convert, on_malformed, optional, keep, weigh)
+    weighted = _weighted_values(path, column, convert, on_malformed, optional, keep, weigh, context)
     return heaviest_first(weighted, LOOKAHEAD) if weigh else (value for _, value in weighted)
 
 
@@ -120,6 +125,7 @@ def _weighted_values(
     optional: bool,
     keep: Callable[[dict[str, Any]], bool] | None,
     weigh: Callable[[dict[str, Any]], float] | None,
+    context: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Iterator[tuple[float, Any]]:
     for record in read_records(path, on_malformed):
         if keep is not None and not keep(record):
@@ -131,7 +137,7 @@ def _weighted_values(
         if value is None:
             on_malformed()
         else:
-            yield (weigh(record) if weigh else 0), value
+            yield (weigh(record) if weigh else 0), (value if context is None else (value, context(record)))
 
 
 def heaviest_first(weighted: Iterable[tuple[float, Any]], lookahead: int) -> Iterator[Any]:

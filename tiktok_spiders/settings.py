@@ -81,6 +81,14 @@ TIKTOK_MAX_REQUESTS_PER_SECOND = _env("TIKTOK_MAX_REQUESTS_PER_SECOND", "0")
 # Set false to send end_date + 1 day so that the requested last day is covered.
 TIKTOK_END_DATE_INCLUSIVE = _env("TIKTOK_END_DATE_INCLUSIVE", "true")
 
+# --- Comments and replies ---------------------------------------------------------
+# The most comments (and replies) a list is paged to: the API served only the top 1,000
+# (older docs; unconfirmed since).  0 pages on until the API says has_more false.
+TIKTOK_COMMENT_CAP = _env("TIKTOK_COMMENT_CAP", "1000")
+# Ask for display_name on comments and replies, which the API returns but does not list
+# among their fields; a refusal drops it again with a warning.  It is kept whenever sent.
+TIKTOK_ASK_DISPLAY_NAME = _env("TIKTOK_ASK_DISPLAY_NAME", "false")
+
 # --- Progress ----------------------------------------------------------------
 # Seconds between progress lines on long crawls.
 TIKTOK_PROGRESS_INTERVAL = _env("TIKTOK_PROGRESS_INTERVAL", "30")

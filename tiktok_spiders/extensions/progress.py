@@ -106,9 +106,17 @@ class Progress:
         for kind in spider.kinds:
             lines.append(f"  {kind.feed} in the ledger: {ledger.count_records(kind.feed)}")
         malformed = stats.get_value("tiktok/seeds/malformed", 0)
-        few = stats.get_value("tiktok/seeds/skipped_few_comments", 0)
+        few = stats.get_value("tiktok/seeds/below_minimum", 0)
         if malformed or few:
-            lines.append(f"  seed feed: {malformed} malformed lines skipped, {few} videos below min_comments skipped")
+            skipped = [f"{malformed} malformed lines"] if malformed else []
+            skipped += [f"{few} {noun}s below {spider.minimum_argument}"] if few else []
+            lines.append(f"  seed feed: {' and '.join(skipped)} skipped")
+        capped = stats.get_value(f"tiktok/{spider.name}/lists_at_cap", 0)
+        if capped:
+            lines.append(
+                f"  {capped} {noun}s have more {spider.name} than the {spider.cap:,} the API serves "
+                "(TIKTOK_COMMENT_CAP): the rest cannot be collected"
+            )
         rejected = stats.get_value("tiktok/fields_rejected", 0)
         if rejected:
             lines.append(f"  fields the API rejected and that were left out: {rejected} (see the warning above)")

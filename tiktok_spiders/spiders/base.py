@@ -102,6 +102,8 @@ class ApiSpider(Spider):
     seed_noun: ClassVar[str] = "seed"
     #: Which way the endpoint's cursor moves: an index goes up, a "before this time" goes down.
     cursor_goes: ClassVar[str] = "up"
+    #: Callback arguments that belong to the seed (not sent, needed by every page of it).
+    seed_context: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *args: Any, fresh: str | bool = False, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - {"name"})
@@ -145,15 +147,17 @@ class ApiSpider(Spider):
 
     # -- seeds ----------------------------------------------------------------------
 
-    def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
-        """``(ledger key, first request body)`` of every seed; lazily, for big seed files."""
+    def seeds(self) -> Iterable[tuple[Any, ...]]:
+        """``(ledger key, first request body)`` of every seed, lazily, for big seed files; a
+        third element, a dict of the :attr:`seed_context`, goes to every page's callback."""
         raise NotImplementedError
 
     async def start(self) -> AsyncIterator[Any]:
         if self.fresh:
             self.ledger.forget(self.name, tuple(kind.feed for kind in self.kinds))
             self.logger.info("Starting afresh: earlier %s progress and records forgotten.", self.name)
-        for seed, body in self.seeds():
+        for seed, body, *extra in self.seeds():
+            context = extra[0] if extra else {}
             state = self.ledger.seed(self.name, seed)
             if state is not None and state.status == "done":
                 self.progress["skipped"] += 1
@@ -164,9 +168,9 @@ class ApiSpider(Spider):
                 await self.crawler.signals.wait_for(signals.scheduler_empty)
             self.progress["scheduled"] += 1
             if state is not None and state.cursor:
-                yield self.resume_request(seed, body, state.cursor, state.search_id)
+                yield self.resume_request(seed, body, state.cursor, state.search_id, **context)
             else:
-                yield self.api_request(seed, body)
+                yield self.api_request(seed, body, **context)
 
     def api_request(self, seed: str, body: dict[str, Any], **context: Any) -> JsonRequest:
         return JsonRequest(
@@ -178,14 +182,16 @@ class ApiSpider(Spider):
             dont_filter=True,  # the ledger, not the dupefilter, knows what was fetched
         )
 
-    def resume_request(self, seed: str, body: dict[str, Any], cursor: int, search_id: str | None) -> JsonRequest:
+    def resume_request(
+        self, seed: str, body: dict[str, Any], cursor: int, search_id: str | None, **context: Any
+    ) -> JsonRequest:
         """The first request of a seed that an earlier run left half done."""
-        return self.api_request(seed, {**body, "cursor": cursor})
+        return self.api_request(seed, {**body, "cursor": cursor}, **context)
 
     # -- pages ----------------------------------------------------------------------------
 
-    def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Any]:
-        """The items of one page."""
+    def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[Any]:
+        """The items of one page (``context``: the seed's, see :attr:`seed_context`)."""
         raise NotImplementedError
 
     def page_error(self, response: Response, payload: Any) -> str | None:
@@ -224,7 +230,8 @@ class ApiSpider(Spider):
         body = json.loads(response.request.body)
         try:  # the whole page is checked before any of it is stored
             data = api.page_data(payload)
-            items = list(self.parse_records(data, body))
+            carried = {key: context[key] for key in self.seed_context if key in context}
+            items = list(self.parse_records(data, body, **carried))
             follow = self.next_body(data, body, **context)
         except api.BadAnswer as error:
             self.crawler.stats.inc_value("tiktok/bad_answers")
@@ -253,7 +260,7 @@ class ApiSpider(Spider):
         if follow is None:
             self.progress["done"] += 1
             return []
-        return [self.api_request(seed, follow)]
+        return [self.api_request(seed, follow, **carried)]
 
     # -- failures ---------------------------------------------------------------------------
 
@@ -404,7 +411,7 @@ class ApiSpider(Spider):
         counts = dict.fromkeys(("done", "failed", "begun", "not_started"), 0)
         self.tallying = True
         try:
-            for seed, _ in self.seeds():
+            for seed, *_ in self.seeds():
                 state = self.ledger.seed(self.name, seed)
                 if state is None:
                     counts["not_started"] += 1
@@ -437,9 +444,11 @@ def default_feed(data_dir: str | Path, name: str) -> Path:
 class SeedFeedSpider(ApiSpider):
     """A spider whose seeds are one column of an earlier stage's feed, or a list argument."""
 
-    #: The feeds read by default (the first that exists), and the column holding the seeds.
+    #: The feeds read by default (the first that exists), the column holding the seeds, and
+    #: the argument naming another feed.
     seed_feeds: tuple[str, ...] = ("videos",)
     seed_column: str
+    seed_argument: str = "videos"
     #: Whether feed rows may lack a seed (videos without a playlist) without being malformed.
     seed_optional: bool = False
 
@@ -455,7 +464,7 @@ class SeedFeedSpider(ApiSpider):
                 candidates = [default_feed(settings["TIKTOK_DATA_DIR"], name) for name in self.seed_feeds]
                 self.seed_path = next((path for path in candidates if path.is_file()), candidates[-1])
             try:
-                check_feed(self.seed_path, self.seed_column)
+                check_feed(self.seed_path, self.seed_column, self.seed_argument)
             except SeedFileError as error:
                 raise BadArgument(str(error)) from None
 
@@ -467,6 +476,9 @@ class SeedFeedSpider(ApiSpider):
     keep_record: Callable[[dict[str, Any]], bool] | None = None
     #: How much a feed record's seed will be asked, e.g. its comment count (None: seeds go in feed order).
     seed_weight: Callable[[dict[str, Any]], float] | None = None
+    #: What a seed takes along from its feed record (None: nothing); seeds then come as
+    #: ``(value, what)`` pairs, also from ``seed_values``.
+    seed_record_context: Callable[[dict[str, Any]], Any] | None = None
 
     def seed_stream(self) -> Iterable[Any]:
         """Unique seed values, streamed: in feed order, or the heaviest first (``seed_weight``)."""
@@ -488,10 +500,13 @@ class SeedFeedSpider(ApiSpider):
                 self.seed_optional,
                 self.keep_record,
                 self.seed_weight,
+                self.seed_record_context,
             )
+        paired = self.seed_record_context is not None
         for value in values:
-            if value not in seen:
-                seen.add(value)
+            key = value[0] if paired else value
+            if key not in seen:
+                seen.add(key)
                 yield value
 
 
@@ -528,6 +543,7 @@ class UserListSpider(UserSeedSpider):
     """A paginated list per user (followers, liked videos, …): every item carries ``seed_username``."""
 
     seed_feeds = ("users", "videos")
+    seed_argument = "users"
     #: Where the list is in the response data (every known spelling).
     response_keys: ClassVar[tuple[str, ...]]
     item_class: ClassVar[type]

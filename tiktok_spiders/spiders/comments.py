@@ -1,7 +1,9 @@
 """``comments``: every comment the API serves for the videos of a feed (up to 1,000 each).
 
 Seeds stream from the videos feed (``-a videos=PATH``, default the videos feed
-in ``TIKTOK_DATA_DIR``) or come from ``-a video_ids=…``.
+in ``TIKTOK_DATA_DIR``) or come from ``-a video_ids=…``.  The list endpoint is
+shared with ``replies`` (:class:`CommentListSpider`): both page to the cap, keep
+``display_name`` whenever it is sent, and ask for it on request.
 """
 
 from __future__ import annotations
@@ -15,42 +17,60 @@ from tiktok_spiders.pipelines.validate import as_int
 from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list, parse_fields
 
 
-class CommentsSpider(SeedFeedSpider):
-    name = "comments"
+def id_list(name: str, value: str) -> list[int]:
+    """``-a video_ids=1,2`` as numbers, or :class:`BadArgument`."""
+    values = [as_int(part) for part in comma_list(value)]
+    if not values or None in values:
+        raise BadArgument(f"{name} must be numbers, not {value!r}")
+    return values  # type: ignore[return-value]
+
+
+def at_least(name: str, value: str | int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadArgument(f"{name} must be a whole number, not {value!r}") from None
+    if number < 0:
+        raise BadArgument(f"{name} must be 0 or more, not {value!r}")
+    return number
+
+
+class CommentListSpider(SeedFeedSpider):
+    """The comment list endpoint, asked for a video's comments or a comment's replies."""
+
     path = api.COMMENT_LIST_PATH
-    kinds = (COMMENTS,)
-    seed_noun = "video"
-    seed_column = "id"
+    #: The seed's key in the request body (``video_id`` or ``comment_id``).
+    body_key: str
+    #: The feed column counting what a seed will serve (``comment_count``, ``reply_count``),
+    #: and the argument skipping seeds that count fewer.
+    count_column: str
+    minimum_argument: str
+    #: Fields asked even when ``-a fields=`` leaves them out.
+    always_fields: tuple[str, ...]
 
-    def __init__(
-        self,
-        *args: Any,
-        videos: str | None = None,
-        video_ids: str | None = None,
-        fields: str | None = None,
-        min_comments: str | int = 0,
-        **kwargs: Any,
-    ) -> None:
-        values = None
-        if video_ids:
-            values = [as_int(value) for value in comma_list(video_ids)]
-            if None in values:
-                raise BadArgument(f"video_ids must be numbers, not {video_ids!r}")
-        super().__init__(*args, seed_values=values, seed_path=videos, **kwargs)
-        self.fields = parse_fields(fields, api.COMMENT_FIELDS, always=("id", "video_id"))
-        try:
-            self.min_comments = int(min_comments)
-        except ValueError:
-            raise BadArgument(f"min_comments must be a whole number, not {min_comments!r}") from None
-        if self.min_comments > 0:
-            self.keep_record = self._has_enough_comments
+    def __init__(self, *args: Any, fields: str | None = None, minimum: str | int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields = parse_fields(fields, api.COMMENT_FIELDS, always=self.always_fields)
+        self.minimum = at_least(self.minimum_argument, minimum)
+        if self.minimum > 0:
+            self.keep_record = self._has_enough
 
-    def _has_enough_comments(self, record: dict[str, Any]) -> bool:
-        """Skip videos whose feed says they have fewer comments (a video without a count is asked)."""
-        count = as_int(record.get("comment_count"))
-        if count is not None and count < self.min_comments:
+    def validate(self, settings: Any) -> None:
+        super().validate(settings)
+        if settings.getbool("TIKTOK_ASK_DISPLAY_NAME") and self.fields and api.COMMENT_DISPLAY_NAME not in self.fields:
+            self.fields = (*self.fields, api.COMMENT_DISPLAY_NAME)
+
+    @property
+    def cap(self) -> int:
+        """``TIKTOK_COMMENT_CAP`` (0: none)."""
+        return self.settings.getint("TIKTOK_COMMENT_CAP")
+
+    def _has_enough(self, record: dict[str, Any]) -> bool:
+        """Skip seeds whose feed counts fewer than the minimum (one without a count is asked)."""
+        count = as_int(record.get(self.count_column))
+        if count is not None and count < self.minimum:
             if not self.tallying:
-                self.crawler.stats.inc_value("tiktok/seeds/skipped_few_comments")
+                self.crawler.stats.inc_value("tiktok/seeds/below_minimum")
             return False
         return True
 
@@ -58,20 +78,49 @@ class CommentsSpider(SeedFeedSpider):
         return as_int(value)
 
     def seed_weight(self, record: dict[str, Any]) -> int:
-        """The comments a video's feed record counts, as many as the API serves: the most go first."""
-        return min(as_int(record.get("comment_count")) or 0, api.COMMENT_CAP)
+        """What a feed record counts (comments, replies), as many as the API serves: the most go first."""
+        count = as_int(record.get(self.count_column)) or 0
+        return min(count, self.cap) if self.cap else count
+
+    def first_body(self, seed_value: int) -> dict[str, Any]:
+        return {self.body_key: seed_value, "max_count": api.MAX_COUNT, "cursor": 0}
+
+    def next_body(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+        follow = super().next_body(data, body)
+        if follow is None or not self.cap:
+            return follow
+        if follow["cursor"] >= self.cap:  # the API serves only the top of a list
+            self.crawler.stats.inc_value(f"tiktok/{self.name}/lists_at_cap")
+            return None
+        follow["max_count"] = min(api.MAX_COUNT, self.cap - follow["cursor"])
+        return follow
+
+
+class CommentsSpider(CommentListSpider):
+    name = "comments"
+    kinds = (COMMENTS,)
+    seed_noun = "video"
+    seed_column = "id"
+    body_key = "video_id"
+    count_column = "comment_count"
+    minimum_argument = "min_comments"
+    always_fields = ("id", "video_id")
+
+    def __init__(
+        self,
+        *args: Any,
+        videos: str | None = None,
+        video_ids: str | None = None,
+        min_comments: str | int = 0,
+        **kwargs: Any,
+    ) -> None:
+        values = id_list("video_ids", video_ids) if video_ids else None
+        super().__init__(*args, seed_values=values, seed_path=videos, minimum=min_comments, **kwargs)
 
     def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
         for video_id in self.seed_stream():
-            yield str(video_id), {"video_id": video_id, "max_count": api.MAX_COUNT, "cursor": 0}
+            yield str(video_id), self.first_body(video_id)
 
     def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Comment]:
         for record in api.first_list(data, ("comments",)):
             yield Comment(**known_fields(Comment, {"video_id": body["video_id"], **record}))
-
-    def next_body(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> dict[str, Any] | None:
-        follow = super().next_body(data, body)
-        if follow is None or follow["cursor"] >= api.COMMENT_CAP:
-            return None  # the API serves only the top 1,000 comments of a video
-        follow["max_count"] = min(api.MAX_COUNT, api.COMMENT_CAP - follow["cursor"])
-        return follow
