@@ -56,6 +56,7 @@ async def test_records_carry_collected_at_and_the_manifest_says_what_made_them(
     assert comment_stage["records"] == {"comments": len(comments)}
     assert sum(manifest["requests_per_utc_day"].values()) == video_stage["requests"] + comment_stage["requests"]
     assert video_stage["api_coverage"].startswith("collected after the API's coverage change of 2026-02-26")
+    assert "api_coverage" not in comment_stage  # the change widened which videos, not their comments
 
 
 def test_the_manifest_says_which_side_of_the_coverage_change_a_stage_was_collected_on() -> None:
