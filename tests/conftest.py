@@ -112,6 +112,7 @@ def call(
     token: str | None = None,
     fields: str | None = None,
     form: bytes | None = None,
+    content_type: str | None = None,
 ) -> tuple[int, Any, dict[str, str]]:
     """One raw HTTP request to the emulator: ``(status, parsed body or text, headers)``."""
     url = api.base_url + path + (f"?fields={fields}" if fields else "")
@@ -119,6 +120,8 @@ def call(
     request = urllib.request.Request(url, data=data, method="POST")
     if token:
         request.add_header("Authorization", f"Bearer {token}")
+    if content_type:
+        request.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             status, raw, headers = response.status, response.read(), dict(response.headers)

@@ -10,10 +10,11 @@ import urllib.error
 from datetime import date
 
 import pytest
+from urllib3 import encode_multipart_formdata
 
 from tests.conftest import REAL_RESPONSES, SMALL, call, request_log, token_for
 from tiktok_spiders import api
-from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, Corpus, Emulator
+from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, Corpus, Emulator, Faults
 
 VIDEO_FIELDS = ",".join(api.VIDEO_FIELDS)
 BROAD_QUERY = {
@@ -274,9 +275,10 @@ def test_replies_are_served_as_documented(emulator: Emulator) -> None:
     finds the comment too (its id says where to look)."""
     token = token_for(emulator)
     corpus = emulator.corpus
-    video = next(video for video in corpus.videos if 200 < video["comment_count"] <= 1000)
-    comments = corpus.expected_comments([video["id"]])
-    parent = max((c for c in comments if c["parent_comment_id"] == video["id"]), key=lambda c: c["reply_count"])
+    videos = [video["id"] for video in corpus.videos if 200 < video["comment_count"] <= 1000][:20]
+    comments = corpus.expected_comments(videos)
+    parent = max((c for c in comments if c["parent_comment_id"] == c["video_id"]), key=lambda c: c["reply_count"])
+    video = corpus.video_by_id[parent["video_id"]]
     assert parent["reply_count"] > 2
     with Emulator(corpus.config) as other:  # a fresh process-like server: no memory of the video
         replies, cursor = [], 0
@@ -619,3 +621,101 @@ def test_search_ids_expire(fresh_emulator: Emulator) -> None:
     time.sleep(0.3)
     status, payload, _ = call(fresh_emulator, api.VIDEO_QUERY_PATH, follow, token=token, fields="id")
     assert status == 400 and api.SEARCH_ID_INVALID.search(payload["error"]["message"])
+
+
+# -- deletion and the Batch Compliance API ------------------------------------------------
+
+
+def create_task(emulator: Emulator, token: str, ids: list, category: str = "video") -> tuple[int, dict]:
+    body, content_type = encode_multipart_formdata(
+        {"category": category, "file_data": ("ids.txt", "\n".join(map(str, ids)) + "\n", "text/plain")}
+    )
+    status, payload, _ = call(emulator, api.COMPLIANCE_CREATE_PATH, token=token, form=body, content_type=content_type)
+    return status, payload
+
+
+def test_deleted_content_is_gone_everywhere_at_once(fresh_emulator: Emulator) -> None:
+    corpus = fresh_emulator.corpus
+    token = token_for(fresh_emulator)
+    author = next(name for name, ids in corpus.videos_by_user.items() if len(ids) > 2 and name in corpus.users)
+    video = next(v for v in corpus.videos if v["comment_count"] > 50 and v["id"] not in corpus.hidden)
+    parent = max(corpus.expected_comments([video["id"]]), key=lambda comment: comment["reply_count"])
+    assert parent["reply_count"] and corpus.expected_replies([parent["id"]])
+    corpus.delete(comments=[parent["id"]], users=[author])
+
+    assert corpus.expected_replies([parent["id"]]) == []  # a comment takes its replies
+    assert parent["id"] not in {c["id"] for c in corpus.expected_comments([video["id"]])}
+    assert all(not corpus.video_valid(video_id) for video_id in corpus.videos_by_user[author])
+    status, payload, _ = call(
+        fresh_emulator, api.USER_INFO_PATH, {"username": author}, token=token, fields="display_name"
+    )
+    assert status == 400 and "cannot find" in payload["error"]["message"]
+    corpus.delete(videos=[video["id"]])
+    status, payload, _ = call(
+        fresh_emulator, api.COMMENT_LIST_PATH, {"video_id": video["id"]}, token=token, fields="id"
+    )
+    assert status == 200 and payload["data"]["comments"] == []  # a video takes its comments
+
+
+def test_compliance_tasks_are_served_as_documented(fresh_emulator: Emulator) -> None:
+    corpus = fresh_emulator.corpus
+    token = token_for(fresh_emulator)
+    videos = [v["id"] for v in corpus.videos[:50] if v["id"] not in corpus.hidden]
+    corpus.delete(videos=videos[:5])
+    status, payload = create_task(fresh_emulator, token, videos)
+    assert status == 200
+    assert payload["error"] == {**payload["error"], "code": "ok", "http_status_code": 200, "message": "ok."}
+    task_id = payload["data"]["task_id"]
+    assert isinstance(task_id, int) and task_id > 2**63 - 1, "the docs' example task id exceeds int64"
+    statuses = []
+    for _ in range(fresh_emulator.faults.compliance_polls + 1):
+        status, payload, _ = call(fresh_emulator, api.COMPLIANCE_STATUS_PATH, {"task_id": task_id}, token=token)
+        statuses.append(payload["data"]["task_status"])
+    assert statuses == ["Processing"] * fresh_emulator.faults.compliance_polls + ["Completed"]
+    status, text, headers = call(fresh_emulator, api.COMPLIANCE_DOWNLOAD_PATH, {"task_id": task_id}, token=token)
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert text.split() == [str(i) for i in videos[5:]], "one valid id per line; the deleted are missing"
+
+
+@pytest.mark.parametrize(
+    ("ids", "category", "message"),
+    [
+        (list(range(1, 10_002)), "video", "At most 10000 ids"),
+        ([1, 2], "user", "Invalid category"),
+        (["12a"], "comment", "one numeric id per line"),
+    ],
+)
+def test_compliance_tasks_refuse_what_the_docs_exclude(emulator: Emulator, ids: list, category: str, message: str):
+    status, payload = create_task(emulator, token_for(emulator), ids, category)
+    assert status == 400 and payload["error"]["code"] == "invalid_params" and message in payload["error"]["message"]
+    assert payload["error"]["http_status_code"] == 400
+
+
+def test_compliance_needs_a_real_multipart_body_and_a_known_task(emulator: Emulator) -> None:
+    token = token_for(emulator)
+    # the docs' curl example: a JSON content type over a form, so no boundary
+    status, payload, _ = call(
+        emulator, api.COMPLIANCE_CREATE_PATH, token=token, form=b"category=video", content_type="application/json"
+    )
+    assert status == 400 and payload["error"]["message"] == "Need form-data in Body"
+    for path in (api.COMPLIANCE_STATUS_PATH, api.COMPLIANCE_DOWNLOAD_PATH):
+        status, payload, _ = call(emulator, path, {"task_id": 42}, token=token)
+        assert status == 400 and "Invalid task_id" in payload["error"]["message"]
+    status, payload = create_task(emulator, token, [1])
+    early = call(emulator, api.COMPLIANCE_DOWNLOAD_PATH, {"task_id": payload["data"]["task_id"]}, token=token)
+    assert early[0] == 400 and "not Completed" in early[1]["error"]["message"]
+
+
+def test_deleted_share_forgets_a_deterministic_part_of_everything() -> None:
+    kept = Corpus(SMALL)
+    with Emulator(SMALL, faults=Faults(deleted_share=0.1)) as forgetful:
+        corpus = forgetful.corpus
+        gone_users = corpus.deleted_users
+        assert 0.05 * len(corpus.users) < len(gone_users) < 0.15 * len(corpus.users)
+        videos = [v["id"] for v in corpus.videos if v["id"] not in kept.hidden]
+        gone = [vid for vid in videos if not corpus.video_valid(vid)]
+        assert 0.1 * len(videos) < len(gone) < 0.35 * len(videos)  # its own share, and its users' videos
+        video = next(v for v in corpus.videos if v["comment_count"] > 200 and corpus.video_valid(v["id"]))
+        assert len(corpus.expected_comments([video["id"]])) < len(kept.expected_comments([video["id"]]))
+        with Emulator(SMALL, faults=Faults(deleted_share=0.1)) as again:
+            assert again.corpus.deleted_users == gone_users

@@ -24,6 +24,14 @@ REPOSTED_VIDEOS_PATH = "/v2/research/user/reposted_videos/"
 FOLLOWERS_PATH = "/v2/research/user/followers/"
 FOLLOWING_PATH = "/v2/research/user/following/"
 PLAYLIST_INFO_PATH = "/v2/research/playlist/info/"
+#: The Batch Compliance API (2025): a task of up to 10,000 video or comment ids.  Its
+#: download answers a plain-text file, not the JSON envelope.
+COMPLIANCE_CREATE_PATH = "/v2/research/validation_task/create/"
+COMPLIANCE_STATUS_PATH = "/v2/research/validation_task_status/get/"
+COMPLIANCE_DOWNLOAD_PATH = "/v2/research/validation_task/download/"
+COMPLIANCE_MAX_IDS = 10_000
+COMPLIANCE_CATEGORIES = ("video", "comment")
+TASK_PROCESSING, TASK_COMPLETED, TASK_FAILED = "Processing", "Completed", "Failed"
 
 #: Every video field of the current "complete list".  ``favourites_count`` (the
 #: British spelling of older docs) is rejected by the API and is not here; the US

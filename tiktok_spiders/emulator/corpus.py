@@ -173,7 +173,12 @@ class Corpus:
         self.user_status: dict[str, str] = {}
         self._make_users(rng)
         self.videos: list[dict[str, Any]] = []  # sorted by create_time
+        #: Videos never served: removed before collection, or deleted since (see :meth:`delete`).
         self.hidden: set[int] = set()
+        #: Comments and accounts deleted (or made private) since they were created.
+        self.deleted_comments: set[int] = set()
+        self.deleted_users: set[str] = set()
+        self._forget_share = 0.0
         #: id -> the username as served (real responses sometimes pad it with NUL bytes).
         self._make_videos(rng)
         self.video_by_id = {video["id"]: video for video in self.videos}
@@ -370,6 +375,8 @@ class Corpus:
                 parent = parent_comment["id"]
                 parent_comment["reply_count"] += 1
             text = rng.choice(COMMENT_TEXTS)
+            if rng.random() < 0.3:  # many texts are common, some are one of a kind
+                text += f" ({rng.choice(WORDS)} {rng.randint(0, 99_999)})"
             if rng.random() < 0.02:
                 text += "\u0000"
             comment = {
@@ -391,6 +398,48 @@ class Corpus:
             for comment in comments
         )
 
+    # -- deletion: what a refresh must find gone --------------------------------
+
+    def delete(self, videos: Any = (), comments: Any = (), users: Any = ()) -> None:
+        """Content deleted or made private since collection, consistently everywhere: an
+        account takes its videos, a video its comments, a comment its replies."""
+        self.hidden.update(int(video_id) for video_id in videos)
+        self.deleted_comments.update(int(comment_id) for comment_id in comments)
+        for username in users:
+            self.deleted_users.add(username)
+            self.hidden.update(self.videos_by_user.get(username, ()))
+
+    def forget(self, share: float, seed: int = 0) -> None:
+        """Delete a deterministic ``share`` of the videos, users and comments (``--deleted-share``)."""
+        rng = random.Random(repr(("forget", self.config.seed, seed)))
+        self.delete(
+            videos=[video["id"] for video in self.videos if rng.random() < share],
+            users=[name for name in self.users if rng.random() < share],
+        )
+        self._forget_share = share  # comments are made lazily: comment_gone draws for each
+
+    def comment_gone(self, comment: dict[str, Any]) -> bool:
+        """Whether a comment is not served: hidden, deleted, or of a deleted video or comment."""
+        if comment["_hidden"] or comment["video_id"] in self.hidden:
+            return True
+        ids = [comment["id"]]
+        if comment["parent_comment_id"] != comment["video_id"]:
+            ids.append(comment["parent_comment_id"])  # a reply goes with the comment it answers
+        share = self._forget_share
+        if share and any(random.Random(repr(("forget", i))).random() < share for i in ids):
+            return True
+        return any(i in self.deleted_comments for i in ids)
+
+    def video_valid(self, video_id: int) -> bool:
+        return video_id in self.video_by_id and video_id not in self.hidden
+
+    def comment_valid(self, comment_id: int) -> bool:
+        home = self.comment_home(comment_id)
+        if home is None:
+            return False
+        comment = next(comment for comment in self.comments(home) if comment["id"] == comment_id)
+        return not self.comment_gone(comment)
+
     def comment_home(self, comment_id: int) -> int | None:
         """The video a comment (or reply) belongs to, or None when there is no such comment."""
         for video_id in self._videos_by_mark.get((comment_id >> 16) & 0xFFFF, ()):
@@ -406,12 +455,17 @@ class Corpus:
         return tuple(comment for comment in self.comments(home) if comment["parent_comment_id"] == comment_id)
 
     def user_list(self, kind: str, username: str) -> list[dict[str, Any]]:
-        """A user's followers, following, liked or reposted list, newest first.
+        """A user's followers, following, liked or reposted list, newest first, without what
+        was deleted since.
 
         Each entry carries ``_time`` (when it was followed / liked), which is what
         the timestamp cursors of these endpoints count.
         """
-        return list(self._user_list(kind, username))
+        return [
+            entry
+            for entry in self._user_list(kind, username)
+            if entry.get("id") not in self.hidden and entry.get("username") not in self.deleted_users
+        ]
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019
     def _user_list(self, kind: str, username: str) -> tuple[dict[str, Any], ...]:
@@ -463,7 +517,7 @@ class Corpus:
             _public(comment)
             for video_id in video_ids
             for comment in self.comments(int(video_id))[:cap]
-            if not comment["_hidden"]
+            if not self.comment_gone(comment)
         ]
 
     def expected_replies(self, comment_ids: Any, cap: int = 1000) -> list[dict[str, Any]]:
@@ -472,13 +526,13 @@ class Corpus:
             {key: value for key, value in _public(reply).items() if key != "video_id"}
             for comment_id in comment_ids
             for reply in self.replies(int(comment_id))[:cap]
-            if not reply["_hidden"]
+            if not self.comment_gone(reply)
         ]
 
     def unavailable_reason(self, username: str) -> str | None:
         """Why user info is refused: ``not_found``, ``refused``, or None when it is served."""
         status = self.user_status.get(username)
-        if username not in self.users or status == "missing":
+        if username not in self.users or status == "missing" or username in self.deleted_users:
             return "not_found"
         if status == "private":
             return "refused"

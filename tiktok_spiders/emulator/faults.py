@@ -26,6 +26,7 @@ class Faults:
     rate_limit_per_second: float = _switch(0.0, "requests per second above which 429 rate_limit_exceeded (0: none)")
     rate_limit_retry_after: int = _switch(0, "Retry-After seconds sent with a rate-limit answer (0: none)")
     internal_error_rate: float = _switch(0.0, "share of requests answered 500 internal_error")
+    outage_requests: int = _switch(0, "an outage: the first N requests to each endpoint answer 500 internal_error")
     gateway_timeout_rate: float = _switch(0.0, "share of requests answered 504 with an HTML page")
     drop_connection_rate: float = _switch(0.0, "share of connections closed without an answer")
     slow_rate: float = _switch(0.0, "share of requests answered after --slow-seconds")
@@ -44,6 +45,9 @@ class Faults:
     strict_comment_fields: bool = _switch(
         False, "refuse display_name in the comment fields, as a server holding to the documented list would"
     )
+    compliance_polls: int = _switch(2, "status polls a compliance task answers Processing before it ends")
+    compliance_failed_rate: float = _switch(0.0, "share of compliance tasks that end Failed")
+    deleted_share: float = _switch(0.0, "share of videos, users and comments deleted since collection")
     search_id_ttl: float = _switch(3600.0, "seconds a search id stays valid")
 
     @classmethod

@@ -14,7 +14,7 @@ import random
 import secrets
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,7 +24,9 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from tiktok_spiders import api
+from tiktok_spiders.emulator.compliance import ComplianceDesk
 from tiktok_spiders.emulator.corpus import Corpus, CorpusConfig
+from tiktok_spiders.emulator.errors import ApiError
 from tiktok_spiders.emulator.faults import Faults
 from tiktok_spiders.emulator.query import Query, QueryError
 
@@ -38,19 +40,12 @@ USER_VIDEO_FIELDS = (*api.USER_VIDEO_FIELDS, "favourites_count")
 REPLY_FIELDS_ALWAYS_SERVED = frozenset(
     {"id", "text", "parent_comment_id", "reply_count", "create_time", "display_name"}
 )
+COMPLIANCE_PATHS = frozenset({api.COMPLIANCE_CREATE_PATH, api.COMPLIANCE_STATUS_PATH, api.COMPLIANCE_DOWNLOAD_PATH})
 FOLLOW_PATHS = frozenset({api.FOLLOWERS_PATH, api.FOLLOWING_PATH})
 GATEWAY_TIMEOUT_HTML = (
     "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n"
     "<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
 )
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status, ``error.code`` and ``error.message``."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 class _Drop(Exception):
@@ -78,6 +73,7 @@ class _State:
     searches: dict[str, _Search] = field(default_factory=dict)
     usage: dict[tuple[str, date], _Usage] = field(default_factory=dict)
     recent: deque = field(default_factory=deque)
+    outage: Counter = field(default_factory=Counter)
 
 
 def log_id(now: float) -> str:
@@ -107,6 +103,8 @@ class Emulator:
             corpus = Corpus(corpus)
         self.corpus = corpus
         self.faults = faults or Faults()
+        if self.faults.deleted_share:
+            corpus.forget(self.faults.deleted_share)
         self.host, self.port = host, port
         self.clients = clients or {DEMO_CLIENT_KEY: DEMO_CLIENT_SECRET}
         self.request_log_path = Path(request_log) if request_log else None
@@ -115,6 +113,7 @@ class Emulator:
         self.issued_tokens: list[str] = []
         self._random = random.Random(fault_seed)
         self._state = _State()
+        self.compliance = ComplianceDesk(corpus, self.faults, self._random)
         self._lock = threading.Lock()
         self._log_file: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -272,10 +271,14 @@ class Emulator:
             if roll < faults.gateway_timeout_rate:
                 return web.Response(status=504, text=GATEWAY_TIMEOUT_HTML, content_type="text/html")
             roll -= faults.gateway_timeout_rate
-            if roll < faults.internal_error_rate:
+            outage = self._state.outage
+            if roll < faults.internal_error_rate or outage[request.path] < faults.outage_requests:
+                outage[request.path] += 1
                 raise ApiError(500, api.INTERNAL_ERROR, "Something went wrong. Please try again later.")
             if faults.slow_rate and self._random.random() < faults.slow_rate:
                 await asyncio.sleep(faults.slow_seconds)
+            if request.path in COMPLIANCE_PATHS:
+                return self._compliance(request, body, payload, entry)
             if not isinstance(payload, dict):
                 raise ApiError(400, api.INVALID_PARAMS, "Invalid request body: not a JSON object")
             fields = self._fields(fields_param)
@@ -287,7 +290,25 @@ class Emulator:
             return self._json(status, self._envelope(data, api.INTERNAL_ERROR if status == 500 else api.OK))
         except ApiError as error:
             entry["error"] = error.code
-            return self._json(error.status, self._envelope({}, error.code, error.message))
+            envelope = self._envelope({}, error.code, error.message)
+            if request.path in COMPLIANCE_PATHS:  # the compliance endpoints' own error shape
+                envelope["error"]["http_status_code"] = error.status
+            return self._json(error.status, envelope)
+
+    def _compliance(self, request: web.BaseRequest, body: bytes, payload: Any, entry: dict[str, Any]) -> web.Response:
+        """The Batch Compliance endpoints: an envelope with ``http_status_code`` and ``"ok."``,
+        or (download) the plain-text file of valid ids."""
+        self.compliance.faults = self.faults  # faults may be swapped while the server runs
+        desk = self.compliance
+        if request.path == api.COMPLIANCE_DOWNLOAD_PATH:
+            return web.Response(text=desk.download(payload), content_type="text/plain", charset="utf-8")
+        if request.path == api.COMPLIANCE_CREATE_PATH:
+            data = desk.create(request.headers.get("Content-Type", ""), body, entry)
+        else:
+            data = desk.status(payload)
+        envelope = self._envelope(data, api.OK, "ok.")
+        envelope["error"]["http_status_code"] = 200
+        return self._json(200, envelope)
 
     def _authorize(self, header: str) -> str:
         scheme, _, token = header.partition(" ")
@@ -451,7 +472,7 @@ class Emulator:
             thread = thread[:cap]
         page = thread[cursor : cursor + max_count]
         next_cursor = cursor + len(page)
-        comments = [self._served(comment, wanted) for comment in page if not comment["_hidden"]]
+        comments = [self._served(comment, wanted) for comment in page if not self.corpus.comment_gone(comment)]
         return 200, {"comments": comments, "cursor": next_cursor, "has_more": next_cursor < len(thread)}
 
     def _user(self, payload: dict[str, Any]) -> str:
