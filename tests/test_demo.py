@@ -1,7 +1,8 @@
-"""The README's first quick-start command: the demo study runs every stage and writes the tables."""
+"""The README's first quick-start command: the demo study runs every stage, refreshes, writes the tables."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ def test_the_demo_study_runs_every_stage(tmp_path: Path) -> None:
     for stage in (
         "videos",
         "comments",
+        "replies",
         "users",
         "followers",
         "following",
@@ -36,3 +38,7 @@ def test_the_demo_study_runs_every_stage(tmp_path: Path) -> None:
     assert "Done. The study is in" in done.stdout
     videos = pd.read_parquet(data_dir / "tables" / "videos.parquet")
     assert len(videos) > 100 and videos["url"].str.startswith("https://www.tiktok.com/@").all()
+    refresh = done.stderr.split("Summary of refresh: complete.")[1]
+    assert "found gone in this run: nothing" not in refresh, "the demo shows a purge"
+    manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["refreshes"][0]["finished"] and manifest["refreshes"][0]["purged"]["videos"] > 0

@@ -31,6 +31,8 @@ NUMERIC = {
     "TIKTOK_PROGRESS_INTERVAL": ("getfloat", 0, False),
     "TIKTOK_MIN_FREE_SPACE_MB": ("getfloat", 0, False),
     "TIKTOK_COMMENT_CAP": ("getint", 0, False),
+    "TIKTOK_REFRESH_DAYS": ("getint", 1, False),
+    "TIKTOK_COMPLIANCE_POLL_SECONDS": ("getfloat", 0, False),
     "CONCURRENT_REQUESTS": ("getint", 1, False),
     "DOWNLOAD_TIMEOUT": ("getfloat", 0, True),
 }

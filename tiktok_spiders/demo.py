@@ -2,8 +2,10 @@
 
 Starts the sandbox API, then runs every stage exactly as a researcher would,
 with ``scrapy study`` on ``demo_study.toml`` (videos → comments → replies → users →
-followers, following, liked, pinned and reposted videos → playlists), and says
-where the files are, then writes the Parquet tables (``scrapy tables``).
+followers, following, liked, pinned and reposted videos → playlists); then, as
+if weeks had passed, deletes a few percent of the sandbox's content and runs
+``scrapy refresh``, which purges it from the study as TikTok's terms require;
+then writes the Parquet tables (``scrapy tables``) and says where the files are.
 Nothing here touches the real API.
 """
 
@@ -47,11 +49,18 @@ def main(argv: list[str] | None = None) -> int:
             TIKTOK_QUOTA_FILE=str(data_dir / ".sandbox-quota.sqlite"),
             TIKTOK_PROGRESS_INTERVAL="5",
             TIKTOK_DAILY_REQUEST_LIMIT="1000000",
+            TIKTOK_COMPLIANCE_POLL_SECONDS="0.2",  # the sandbox's tasks take two polls
         )
         print(f"$ scrapy study {STUDY_FILE}", flush=True)
         done = subprocess.run([sys.executable, "-m", "scrapy.cmdline", "study", str(STUDY_FILE)], env=env, check=False)
         if done.returncode != 0:
             print(f"error: the study ended with exit status {done.returncode}", file=sys.stderr)
+            return done.returncode
+        api.corpus.forget(0.03)  # weeks later: some videos, comments and accounts are gone
+        print("\n$ scrapy refresh   # weeks later: purge what TikTok no longer serves", flush=True)
+        done = subprocess.run([sys.executable, "-m", "scrapy.cmdline", "refresh"], env=env, check=False)
+        if done.returncode != 0:
+            print(f"error: the refresh ended with exit status {done.returncode}", file=sys.stderr)
             return done.returncode
     print("\n$ scrapy tables   # typed, joined tables for pandas", flush=True)
     subprocess.run([sys.executable, "-m", "scrapy.cmdline", "tables"], env=env, check=True)

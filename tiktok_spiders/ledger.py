@@ -8,7 +8,10 @@
   key's quota, shared by every study, is counted in ``quota_file.py``);
 - ``meta``: which API and which client key (a salted fingerprint) filled it: a data
   directory holds one study of one API, and a crawl with another is refused;
-- ``runs``: every crawl that closed, for the manifest (``manifest.py``).
+- ``runs``: every crawl that closed, for the manifest (``manifest.py``);
+- ``refreshes``, ``compliance_tasks``, ``refresh_users``, ``gone``: the refreshes of
+  the study, what an open one has still to check, and what it found no longer
+  available; a finished refresh keeps counts only (``purge.py``).
 
 A page's records and the cursor that follows it are committed together by
 :meth:`Ledger.finish_page`, so a crash leaves both or neither; resuming asks the
@@ -71,6 +74,33 @@ CREATE TABLE IF NOT EXISTS runs (
     finished TEXT NOT NULL,
     run TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS refreshes (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    checked TEXT NOT NULL DEFAULT '{}',
+    purged TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS compliance_tasks (
+    refresh INTEGER NOT NULL,
+    category TEXT NOT NULL,
+    chunk INTEGER NOT NULL,
+    ids TEXT,
+    count INTEGER NOT NULL,
+    task_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (refresh, category, chunk)
+);
+CREATE TABLE IF NOT EXISTS refresh_users (
+    refresh INTEGER NOT NULL,
+    username TEXT NOT NULL,
+    PRIMARY KEY (refresh, username)
+);
+CREATE TABLE IF NOT EXISTS gone (
+    category TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (category, id)
+);
 """
 
 OPEN, DONE, FAILED = "open", "done", "failed"
@@ -116,6 +146,9 @@ class Ledger:
             # the last pages, but never half of one.
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # a deleted record (purged, or forgotten with fresh=true) is overwritten, not left
+            # readable in a free page
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(SCHEMA)
             self._db.commit()
         except (sqlite3.Error, OSError) as error:
@@ -156,6 +189,24 @@ class Ledger:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The ledger's connection, for the modules that keep tables of their own in it (``purge.py``)."""
+        return self._db
+
+    def commit(self) -> None:
+        """Commit what was staged, or :class:`LedgerWriteError` (rolled back)."""
+        self._commit()
+
+    def compact(self) -> None:
+        """Rebuild the file and empty the write-ahead log, so no deleted content survives in either."""
+        try:
+            self._db.commit()
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as error:
+            raise LedgerWriteError(f"could not compact {self.path}: {_why(error)}") from None
 
     def _commit(self) -> None:
         try:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tiktok_spiders.api import COVERAGE_CHANGE
 from tiktok_spiders.files import atomic_write
+from tiktok_spiders.purge import Refreshes
 
 if TYPE_CHECKING:
     from tiktok_spiders.ledger import Ledger
@@ -84,6 +85,8 @@ def manifest(ledger: Ledger) -> dict[str, Any]:
         "data_directory_created": ledger.meta("created"),
         "requests_per_utc_day": ledger.requests_per_day(),
         "stages": stages,
+        # when the study was refreshed, and how many records each refresh checked and purged (never which)
+        "refreshes": Refreshes(ledger).history(),
     }
 
 

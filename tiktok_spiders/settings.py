@@ -89,6 +89,14 @@ TIKTOK_COMMENT_CAP = _env("TIKTOK_COMMENT_CAP", "1000")
 # among their fields; a refusal drops it again with a warning.  It is kept whenever sent.
 TIKTOK_ASK_DISPLAY_NAME = _env("TIKTOK_ASK_DISPLAY_NAME", "false")
 
+# --- Refresh (TikTok's terms: refresh regularly, delete what is no longer available) ---
+# Warn when the data directory's last refresh (or, never refreshed, its first collection)
+# is older than this many days.
+TIKTOK_REFRESH_DAYS = _env("TIKTOK_REFRESH_DAYS", "15")
+# Seconds before the first status poll of a compliance task; each later poll waits twice
+# as long (at most 10 minutes).  Every poll costs a request.
+TIKTOK_COMPLIANCE_POLL_SECONDS = _env("TIKTOK_COMPLIANCE_POLL_SECONDS", "10")
+
 # --- Progress ----------------------------------------------------------------
 # Seconds between progress lines on long crawls.
 TIKTOK_PROGRESS_INTERVAL = _env("TIKTOK_PROGRESS_INTERVAL", "30")

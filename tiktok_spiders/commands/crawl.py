@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from scrapy.commands import crawl
 from tiktok_spiders.config import ConfigError
 from tiktok_spiders.files import LOCK_FILENAME, DataDirBusy
 from tiktok_spiders.ledger import FILENAME, Ledger
+from tiktok_spiders.purge import refresh_due
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
 BAD_INPUT_REASONS = frozenset({"invalid_credentials"})
+logger = logging.getLogger(__name__)
 
 
 def exit_status(crawler: Crawler) -> int:
@@ -45,8 +48,9 @@ def exit_status(crawler: Crawler) -> int:
     return 2 if finish_reason in BAD_INPUT_REASONS else 1
 
 
-def open_data_dir(settings: BaseSettings) -> Ledger:
-    """Lock the data directory and open its ledger, bound to this API and key.
+def open_data_dir(settings: BaseSettings, *, warn_if_due: bool = True) -> Ledger:
+    """Lock the data directory and open its ledger, bound to this API and key; say once
+    when the study is due for a refresh.
 
     A busy, damaged, read-only or other-API directory is a :class:`BadArgument`
     here, before the crawl starts; the lock is held until the ledger is closed.
@@ -64,6 +68,9 @@ def open_data_dir(settings: BaseSettings) -> Ledger:
     except ConfigError as error:
         ledger.close()
         raise BadArgument(str(error)) from None
+    due = refresh_due(ledger, settings) if warn_if_due else None
+    if due:
+        logger.warning(due)
     return ledger
 
 
@@ -97,7 +104,7 @@ class Command(crawl.Command):
         if issubclass(spidercls, ApiSpider):
             try:
                 spidercls.check(self.settings, **opts.spargs)
-                ledger = open_data_dir(self.settings)
+                ledger = open_data_dir(self.settings, warn_if_due=spidercls.name != "refresh")
             except BadArgument as error:
                 print(f"error: {error}", file=sys.stderr)
                 self.exitcode = 2

@@ -76,6 +76,8 @@ class Command(ScrapyCommand):
             self.exitcode = 2
             return
         private = self.settings.getbool("TIKTOK_PRIVATE_FILES")
+        if not opts.inputs:
+            self._warn_if_due(data_dir)
         try:
             for name, frame in selected.items():
                 path = Path(opts.output) if opts.output else out_dir / f"{name}.{opts.format}"
@@ -90,6 +92,25 @@ class Command(ScrapyCommand):
         except OSError as error:
             print(f"error: could not write the tables: {error}", file=sys.stderr)
             self.exitcode = 1
+
+    def _warn_if_due(self, data_dir: Path) -> None:
+        """Tables are what gets published: say when the data behind them is due for a refresh."""
+        from tiktok_spiders.config import ConfigError
+        from tiktok_spiders.ledger import FILENAME, Ledger
+        from tiktok_spiders.purge import refresh_due
+
+        if not (data_dir / FILENAME).is_file():
+            return
+        try:
+            ledger = Ledger(data_dir, private=self.settings.getbool("TIKTOK_PRIVATE_FILES"))
+        except ConfigError:
+            return  # a ledger that cannot be read has no say in the tables
+        try:
+            due = refresh_due(ledger, self.settings)
+        finally:
+            ledger.close()
+        if due:
+            print(f"warning: {due}", file=sys.stderr)
 
     @staticmethod
     def _tables(tables: Any, names: list[str], opts: argparse.Namespace, data_dir: Path) -> dict[str, pd.DataFrame]:

@@ -23,6 +23,7 @@ from scrapy import signals
 
 from tiktok_spiders.config import feed_formats
 from tiktok_spiders.files import atomic_write
+from tiktok_spiders.items import KINDS, unavailable_kind
 from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.manifest import FILENAME as MANIFEST
 from tiktok_spiders.manifest import write_manifest
@@ -42,6 +43,14 @@ def csv_cell(value: Any) -> Any:
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False)
     return value
+
+
+def known_feeds(data_dir: Path) -> list[RecordKind]:
+    """Every kind of record a data directory may hold a feed of (``<spider>_unavailable`` too)."""
+    kinds = {kind.feed: kind for kind in KINDS.values()}
+    for path in sorted(Path(data_dir).glob("*_unavailable.*")):
+        kinds.setdefault(path.stem, unavailable_kind(path.stem.removesuffix("_unavailable")))
+    return list(kinds.values())
 
 
 def write_feed(ledger: Ledger, kind: RecordKind, path: Path, fmt: str, private: bool = True) -> int:

@@ -101,8 +101,12 @@ class Progress:
             f"Summary of {spider.name}: {NEXT_STEP.get(reason, reason)}",
             f"  {noun}s: {seed_line(tally)} ({progress['done']} done and {progress['failed']} failed in this run)",
             f"  requests: {stats.get_value('tiktok/requests', 0)} ({stats.get_value('tiktok/retry/count', 0)} retries)",
-            f"  records: {self._records(spider)}; dropped as invalid: {stats.get_value('tiktok/dropped', 0)}",
         ]
+        if spider.kinds:
+            lines.append(
+                f"  records: {self._records(spider)}; dropped as invalid: {stats.get_value('tiktok/dropped', 0)}"
+            )
+        lines += spider.summary_lines()
         for kind in spider.kinds:
             lines.append(f"  {kind.feed} in the ledger: {ledger.count_records(kind.feed)}")
         malformed = stats.get_value("tiktok/seeds/malformed", 0)

@@ -332,6 +332,10 @@ class ApiSpider(Spider):
         stop_crawl(self.crawler, "write_failed")
         return []
 
+    def summary_lines(self) -> list[str]:
+        """What this spider adds to its closing summary (the refresh: what it checked and purged)."""
+        return []
+
     def sent(self) -> dict[str, Any]:
         """What this spider asks the API, beyond its arguments (the videos spider adds its query)."""
         return {"endpoint": self.path, "fields": list(self.fields) if self.fields else None}

@@ -1,0 +1,274 @@
+"""Refresh: what TikTok no longer serves leaves the study everywhere, exactly, whatever happens."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from tests.conftest import cli_env, crawl, read_jsonl, request_log, scrapy_cli, settings_for
+from tiktok_spiders import api
+from tiktok_spiders.emulator import Emulator
+from tiktok_spiders.ledger import FILENAME, Ledger
+from tiktok_spiders.purge import Refreshes
+from tiktok_spiders.spiders.comments import CommentsSpider
+from tiktok_spiders.spiders.refresh import MAX_TASK_ATTEMPTS, RefreshSpider
+from tiktok_spiders.spiders.replies import RepliesSpider
+from tiktok_spiders.spiders.users import UsersSpider
+from tiktok_spiders.spiders.videos import VideosSpider
+
+SMALL_STUDY = {"hashtags": "climate,vote,fyp", "start_date": "2024-01-01", "end_date": "2024-01-20"}
+FAST_POLLS = {"TIKTOK_COMPLIANCE_POLL_SECONDS": 0.01}
+
+
+def env_for(emulator: Emulator, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The command line's environment, with polls as fast and a quota as large as settings_for's."""
+    fast = {"TIKTOK_DAILY_REQUEST_LIMIT": "100000", "TIKTOK_COMPLIANCE_POLL_SECONDS": "0.01"}
+    return cli_env(emulator, data_dir, **{**fast, **extra})
+
+
+async def collect(emulator: Emulator, data_dir: Path) -> None:
+    settings = settings_for(emulator, data_dir)
+    for spider, arguments in (
+        (VideosSpider, SMALL_STUDY),
+        (CommentsSpider, {}),
+        (RepliesSpider, {}),
+        (UsersSpider, {}),
+    ):
+        crawler = await crawl(spider, settings, **arguments)
+        assert crawler.stats.get_value("finish_reason") == "finished"
+    assert scrapy_cli(data_dir, env_for(emulator, data_dir), "tables").returncode == 0
+
+
+def delete_some(emulator: Emulator, data_dir: Path) -> dict[str, list]:
+    """Delete a user, videos (one with many comments), and comments with replies, in the sandbox."""
+    videos = read_jsonl(data_dir / "videos.jsonl")
+    comments = read_jsonl(data_dir / "comments.jsonl")
+    users = {user["username"] for user in read_jsonl(data_dir / "users.jsonl")}
+    busiest = max(videos, key=lambda video: video["comment_count"] or 0)
+    author = next(v["username"] for v in videos if v["username"] in users and v["id"] != busiest["id"])
+    texts = Counter(c["text"] for kind in ("comments", "replies") for c in read_jsonl(data_dir / f"{kind}.jsonl"))
+    # comments with replies, one of a kind in their text first (the byte check looks for it)
+    replied = sorted(
+        (c for c in comments if c["reply_count"] and c["video_id"] != busiest["id"]),
+        key=lambda c: (texts[c["text"]] != 1, c["id"]),
+    )[:3]
+    deleted = {"videos": [busiest["id"], videos[-1]["id"]], "comments": [c["id"] for c in replied], "users": [author]}
+    emulator.corpus.delete(**deleted)
+    return deleted
+
+
+def still_there(emulator: Emulator, before: list[dict], kind: str) -> list:
+    corpus = emulator.corpus
+    if kind == "videos":
+        return [v["id"] for v in before if corpus.video_valid(v["id"])]
+    if kind == "users":
+        return [u["username"] for u in before if corpus.unavailable_reason(u["username"]) is None]
+    return [c["id"] for c in before if corpus.comment_valid(c["id"])]
+
+
+def key_of(kind: str) -> str:
+    return "username" if kind == "users" else "id"
+
+
+def assert_exactly_what_is_left(emulator: Emulator, data_dir: Path, before: dict[str, list[dict]]) -> None:
+    for kind, records in before.items():
+        expected = still_there(emulator, records, kind)
+        assert len(expected) < len(records) or kind == "replies", f"the test deleted no {kind}"
+        for fmt in ("jsonl", "csv"):
+            frame = pd.read_csv(data_dir / f"{kind}.csv", dtype=str) if fmt == "csv" else None
+            got = (
+                [r[key_of(kind)] for r in read_jsonl(data_dir / f"{kind}.jsonl")]
+                if fmt == "jsonl"
+                else [int(v) if kind != "users" else v for v in frame[key_of(kind)]]
+            )
+            assert sorted(got) == sorted(expected), (kind, fmt)
+        table = pd.read_parquet(data_dir / "tables" / f"{kind}.parquet")
+        assert sorted(table[key_of(kind)]) == sorted(expected), f"the {kind} table"
+
+
+@deferred_f_from_coro_f
+async def test_a_refresh_leaves_exactly_what_is_still_available_and_nothing_of_the_rest(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    fresh_emulator.faults.daily_requests = 100_000
+    await collect(fresh_emulator, tmp_path)
+    before = {kind: read_jsonl(tmp_path / f"{kind}.jsonl") for kind in ("videos", "comments", "replies", "users")}
+    deleted = delete_some(fresh_emulator, tmp_path)
+    texts = Counter(c["text"] for kind in ("comments", "replies") for c in before[kind])
+    secret = next(c["text"] for c in before["comments"] if c["id"] == deleted["comments"][0])
+    assert texts[secret] == 1
+
+    done = scrapy_cli(tmp_path, env_for(fresh_emulator, tmp_path), "refresh")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Summary of refresh: complete." in done.stderr and "Traceback" not in done.stderr
+
+    assert_exactly_what_is_left(fresh_emulator, tmp_path, before)
+    # what depends on the deleted goes with it: the replies of a deleted comment, a deleted user's videos
+    replies = {reply["parent_comment_id"] for reply in read_jsonl(tmp_path / "replies.jsonl")}
+    assert not replies & set(deleted["comments"])
+    assert not {v["username"] for v in read_jsonl(tmp_path / "videos.jsonl")} & set(deleted["users"])
+    # purged means gone: from every file of the data directory, the ledger's included
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), f"{path} still holds a purged comment's text"
+
+    manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    [refresh] = manifest["refreshes"]
+    assert refresh["finished"] and refresh["checked"] == {
+        "videos": len(before["videos"]),
+        "comments": len({c["id"] for kind in ("comments", "replies") for c in before[kind]}),
+        "users": len(before["users"]),
+    }
+    assert refresh["purged"]["videos"] == len(before["videos"]) - len(
+        still_there(fresh_emulator, before["videos"], "videos")
+    )
+    assert refresh["purged"]["users"] == 1
+    ledger = Ledger(tmp_path)
+    leftovers = [
+        ledger.connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608
+        for table in ("gone", "compliance_tasks", "refresh_users")
+    ]
+    assert leftovers == [0, 0, 0], "a finished refresh keeps counts, not ids"
+    ledger.close()
+
+    creates = [e for e in request_log(fresh_emulator) if e["path"] == api.COMPLIANCE_CREATE_PATH]
+    assert Counter(e["body"]["category"] for e in creates) == {"video": 1, "comment": 1}
+    assert scrapy_cli(tmp_path, env_for(fresh_emulator, tmp_path), "crawl", "comments").returncode == 0
+    assert "refresh" not in scrapy_cli(tmp_path, env_for(fresh_emulator, tmp_path), "tables").stderr
+
+
+def test_kill_9_while_polling_then_the_rerun_polls_the_same_tasks(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    env = env_for(fresh_emulator, tmp_path, TIKTOK_COMPLIANCE_POLL_SECONDS="0.05")
+    for stage in ("videos", "comments"):
+        arguments = [part for k, v in SMALL_STUDY.items() for part in ("-a", f"{k}={v}")] if stage == "videos" else []
+        assert scrapy_cli(tmp_path, env, "crawl", stage, *arguments).returncode == 0
+    before = {kind: read_jsonl(tmp_path / f"{kind}.jsonl") for kind in ("videos", "comments")}
+    fresh_emulator.corpus.delete(videos=[before["videos"][0]["id"]], comments=[before["comments"][3]["id"]])
+    fresh_emulator.faults.compliance_polls = 10**6  # the tasks stay Processing
+    start = len(request_log(fresh_emulator))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scrapy.cmdline", "refresh"],
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")},
+            **env,
+            "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def polls() -> int:
+        return sum(1 for e in request_log(fresh_emulator)[start:] if e["path"] == api.COMPLIANCE_STATUS_PATH)
+
+    deadline = time.monotonic() + 60
+    while polls() < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert polls() >= 4, "killed while polling"
+
+    fresh_emulator.faults.compliance_polls = 1
+    done = scrapy_cli(tmp_path, env, "refresh")
+    assert done.returncode == 0, done.stderr[-3000:]
+    creates = [e for e in request_log(fresh_emulator)[start:] if e["path"] == api.COMPLIANCE_CREATE_PATH]
+    assert Counter(e["body"]["category"] for e in creates) == {"video": 1, "comment": 1}, "no second task"
+    assert sorted(r["id"] for r in read_jsonl(tmp_path / "videos.jsonl")) == sorted(
+        still_there(fresh_emulator, before["videos"], "videos")
+    )
+    assert sorted(r["id"] for r in read_jsonl(tmp_path / "comments.jsonl")) == sorted(
+        still_there(fresh_emulator, before["comments"], "comments")
+    )
+
+
+@deferred_f_from_coro_f
+async def test_failed_tasks_are_created_again_a_bounded_number_of_times(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    settings = settings_for(fresh_emulator, tmp_path, **FAST_POLLS)
+    await crawl(VideosSpider, settings, **SMALL_STUDY)
+    before = read_jsonl(tmp_path / "videos.jsonl")
+    fresh_emulator.corpus.delete(videos=[before[0]["id"]])
+    fresh_emulator.faults.compliance_failed_rate = 1.0
+    crawler = await crawl(RefreshSpider, settings)
+    assert crawler.stats.get_value("finish_reason") == "incomplete"
+    assert crawler.stats.get_value("tiktok/refresh/tasks_failed") == MAX_TASK_ATTEMPTS
+    ledger = Ledger(tmp_path)
+    [(_, reason)] = ledger.failed_seeds("refresh")
+    ledger.close()
+    assert reason == f"the API failed the compliance task {MAX_TASK_ATTEMPTS} times"
+    assert len(read_jsonl(tmp_path / "videos.jsonl")) == len(before), "nothing purged on a failed check"
+
+    fresh_emulator.faults.compliance_failed_rate = 0.0
+    crawler = await crawl(RefreshSpider, settings)
+    assert crawler.stats.get_value("finish_reason") == "finished"
+    assert [v["id"] for v in read_jsonl(tmp_path / "videos.jsonl")] == [v["id"] for v in before[1:]]
+
+
+@deferred_f_from_coro_f
+async def test_server_errors_on_every_endpoint_and_a_quota_stop_end_exact(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    fresh_emulator.faults.daily_requests = 100_000
+    await collect(fresh_emulator, tmp_path)
+    before = {kind: read_jsonl(tmp_path / f"{kind}.jsonl") for kind in ("videos", "comments", "replies", "users")}
+    delete_some(fresh_emulator, tmp_path)
+    fresh_emulator.advance_days(1)
+    fresh_emulator.faults.internal_error_rate = 0.1
+    fresh_emulator.faults.outage_requests = 2  # at least two 500s on each endpoint
+    fresh_emulator.faults.daily_requests = 25  # the refresh needs several days
+    settings = settings_for(fresh_emulator, tmp_path, TIKTOK_RETRY_TIMES=10, **FAST_POLLS)
+    reasons = []
+    for _ in range(20):
+        crawler = await crawl(RefreshSpider, settings)
+        reasons.append(crawler.stats.get_value("finish_reason"))
+        assert crawler.stats.get_value("tiktok/write_failed") is None
+        if reasons[-1] == "finished":
+            break
+        fresh_emulator.advance_days(1)
+    assert len(reasons) > 2 and reasons[-1] == "finished" and "daily_quota_exhausted" in reasons
+    log = [e for e in request_log(fresh_emulator) if e["path"].startswith("/v2/research/validation_task")]
+    assert {e["path"] for e in log if e["status"] == 500} == {
+        api.COMPLIANCE_CREATE_PATH,
+        api.COMPLIANCE_STATUS_PATH,
+        api.COMPLIANCE_DOWNLOAD_PATH,
+    }, "server errors on all three endpoints"
+    assert sum(1 for e in log if e["status"] == 500) >= 6
+    created = [e for e in log if e["path"] == api.COMPLIANCE_CREATE_PATH and e["status"] == 200]
+    assert Counter(e["body"]["category"] for e in created) == {"video": 1, "comment": 1}, "no task paid twice"
+    assert_exactly_what_is_left(fresh_emulator, tmp_path, before)
+
+
+def test_a_study_due_for_refresh_is_said_once_by_crawl_study_and_tables(emulator: Emulator, tmp_path: Path) -> None:
+    env = env_for(emulator, tmp_path)
+    video_ids = ",".join(str(v["id"]) for v in emulator.corpus.videos[:3])
+    assert scrapy_cli(tmp_path, env, "crawl", "comments", "-a", f"video_ids={video_ids}").returncode == 0
+    ledger = Ledger(tmp_path)
+    refreshes = Refreshes(ledger)
+    assert refreshes.due(15) is None
+    ledger.connection.execute("UPDATE runs SET run = json_set(run, '$.first_page_at', '2026-01-02T00:00:00Z')")
+    ledger.commit()
+    ledger.close()
+    study = tmp_path / "study.toml"
+    study.write_text(f'[study]\nstages = ["comments"]\n[comments]\nvideo_ids = "{video_ids}"\n')
+    for command in (("crawl", "comments", "-a", f"video_ids={video_ids}"), ("study", str(study)), ("tables",)):
+        done = scrapy_cli(tmp_path, env, *command)
+        assert done.returncode == 0
+        lines = [line for line in done.stderr.splitlines() if "TIKTOK_REFRESH_DAYS=15" in line]
+        assert len(lines) == 1 and "never refreshed" in lines[0] and "scrapy refresh" in lines[0], done.stderr
+    done = scrapy_cli(tmp_path, {**env, "TIKTOK_REFRESH_DAYS": "1000"}, "tables")
+    assert "TIKTOK_REFRESH_DAYS" not in done.stderr
+    assert scrapy_cli(tmp_path, env, "refresh").returncode == 0
+    assert "TIKTOK_REFRESH_DAYS" not in scrapy_cli(tmp_path, env, "tables").stderr
+    with sqlite3.connect(tmp_path / FILENAME) as db:
+        assert db.execute("SELECT COUNT(*) FROM refreshes WHERE finished IS NOT NULL").fetchone()[0] == 1
