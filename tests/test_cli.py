@@ -126,8 +126,9 @@ def test_malformed_seed_lines_are_skipped_and_counted(emulator: Emulator, tmp_pa
     )
     done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path), "crawl", "comments", "-a", f"videos={feed}")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "'tiktok/seeds/malformed': 3" in done.stderr
     assert "seed feed: 3 malformed lines skipped" in done.stderr
+    [log] = (tmp_path / "logs").glob("*-comments.log")  # Scrapy's stats are in the run's log
+    assert "'tiktok/seeds/malformed': 3" in log.read_text(encoding="utf-8")
     assert {row["video_id"] for row in read_jsonl(tmp_path / "comments.jsonl")} <= {video["id"]}
 
 

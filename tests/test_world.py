@@ -459,8 +459,8 @@ def test_the_data_directory_and_its_files_are_private(emulator: Emulator, tmp_pa
     done = scrapy_cli(tmp_path, cli_env(emulator, data_dir), "crawl", "videos", *spider_args(ONE_WINDOW))
     assert done.returncode == 0
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
-    for path in data_dir.iterdir():
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for path in data_dir.rglob("*"):  # the run's log too
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
     shared = cli_env(emulator, tmp_path / "shared", TIKTOK_PRIVATE_FILES="false")
     assert scrapy_cli(tmp_path, shared, "crawl", "videos", *spider_args(ONE_WINDOW)).returncode == 0
     assert stat.S_IMODE((tmp_path / "shared" / "videos.jsonl").stat().st_mode) & 0o044

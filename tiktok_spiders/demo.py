@@ -1,11 +1,11 @@
 """``python -m tiktok_spiders.demo``: a whole study against the bundled emulator.
 
 Starts the sandbox API, then runs every stage exactly as a researcher would,
-with ``scrapy study`` on ``demo_study.toml`` (videos → comments → replies → users →
+with ``tiktok-spiders study`` on ``demo_study.toml`` (videos → comments → replies → users →
 followers, following, liked, pinned and reposted videos → playlists); then, as
 if weeks had passed, deletes a few percent of the sandbox's content and runs
-``scrapy refresh``, which purges it from the study as TikTok's terms require;
-then writes the Parquet tables (``scrapy tables``) and says where the files are.
+``tiktok-spiders refresh``, which purges it from the study as TikTok's terms require;
+then writes the Parquet tables (``tiktok-spiders tables``) and says where the files are.
 Nothing here touches the real API.
 """
 
@@ -22,6 +22,8 @@ from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, Emulato
 from tiktok_spiders.ledger import FILENAME
 
 STUDY_FILE = Path(__file__).with_name("demo_study.toml")
+#: The installed ``tiktok-spiders`` command, run by this interpreter.
+COMMAND = (sys.executable, "-m", "tiktok_spiders.cli")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,19 +53,19 @@ def main(argv: list[str] | None = None) -> int:
             TIKTOK_DAILY_REQUEST_LIMIT="1000000",
             TIKTOK_COMPLIANCE_POLL_SECONDS="0.2",  # the sandbox's tasks take two polls
         )
-        print(f"$ scrapy study {STUDY_FILE}", flush=True)
-        done = subprocess.run([sys.executable, "-m", "scrapy.cmdline", "study", str(STUDY_FILE)], env=env, check=False)
+        print(f"$ tiktok-spiders study {STUDY_FILE}", flush=True)
+        done = subprocess.run([*COMMAND, "study", str(STUDY_FILE)], env=env, check=False)
         if done.returncode != 0:
             print(f"error: the study ended with exit status {done.returncode}", file=sys.stderr)
             return done.returncode
         api.corpus.forget(0.03)  # weeks later: some videos, comments and accounts are gone
-        print("\n$ scrapy refresh   # weeks later: purge what TikTok no longer serves", flush=True)
-        done = subprocess.run([sys.executable, "-m", "scrapy.cmdline", "refresh"], env=env, check=False)
+        print("\n$ tiktok-spiders refresh   # weeks later: purge what TikTok no longer serves", flush=True)
+        done = subprocess.run([*COMMAND, "refresh"], env=env, check=False)
         if done.returncode != 0:
             print(f"error: the refresh ended with exit status {done.returncode}", file=sys.stderr)
             return done.returncode
-    print("\n$ scrapy tables   # typed, joined tables for pandas", flush=True)
-    subprocess.run([sys.executable, "-m", "scrapy.cmdline", "tables"], env=env, check=True)
+    print("\n$ tiktok-spiders tables   # typed, joined tables for pandas", flush=True)
+    subprocess.run([*COMMAND, "tables"], env=env, check=True)
     print(f"\nDone. The study is in {data_dir}:")
     for path in sorted(data_dir.glob("*.*")):
         if not path.name.startswith("."):

@@ -98,6 +98,9 @@ TIKTOK_REFRESH_DAYS = _env("TIKTOK_REFRESH_DAYS", "15")
 TIKTOK_COMPLIANCE_POLL_SECONDS = _env("TIKTOK_COMPLIANCE_POLL_SECONDS", "10")
 
 # --- Progress ----------------------------------------------------------------
+# Scrapy's whole log on the terminal (also: --verbose, -L LEVEL, --logfile); by default the
+# terminal shows progress, warnings, errors and summaries, and the rest goes to <data dir>/logs/.
+TIKTOK_VERBOSE = _env("TIKTOK_VERBOSE", "false")
 # Seconds between progress lines on long crawls.
 TIKTOK_PROGRESS_INTERVAL = _env("TIKTOK_PROGRESS_INTERVAL", "30")
 

@@ -27,6 +27,7 @@ from tiktok_spiders.files import LOCK_FILENAME, DataDirBusy
 from tiktok_spiders.ledger import FILENAME, Ledger
 from tiktok_spiders.purge import refresh_due
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument
+from tiktok_spiders.terminal import QuietRun
 
 if TYPE_CHECKING:
     import argparse
@@ -86,7 +87,7 @@ def remove_created(data_dir: Path, ledger_existed: bool, dir_existed: bool) -> N
             data_dir.rmdir()
 
 
-class Command(crawl.Command):
+class Command(QuietRun, crawl.Command):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:
             super().run(args, opts)
@@ -109,6 +110,7 @@ class Command(crawl.Command):
                 print(f"error: {error}", file=sys.stderr)
                 self.exitcode = 2
                 return
+            self.start_run_log(data_dir, args[0])
         try:
             crawler = self.crawler_process.create_crawler(spidercls)
             self.crawler_process.crawl(crawler, **opts.spargs)
@@ -118,6 +120,7 @@ class Command(crawl.Command):
                 ledger.close()
         self.exitcode = 1 if self.crawler_process.bootstrap_failed else exit_status(crawler)
         if self.exitcode == 2:
+            self.discard_run_log()
             remove_created(data_dir, *existed)
         # Everything the crawl wrote is committed and closed: spare the interpreter's
         # final garbage collection of Scrapy's object graph (~0.3 s of every stage).

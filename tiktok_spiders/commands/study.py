@@ -36,9 +36,10 @@ from scrapy.exceptions import UsageError
 
 from tiktok_spiders.commands.crawl import exit_status, open_data_dir
 from tiktok_spiders.items import KINDS, unavailable_kind
-from tiktok_spiders.ledger import DONE, Ledger
+from tiktok_spiders.ledger import DONE, FILENAME, Ledger
 from tiktok_spiders.middlewares.auth import AccessToken
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument
+from tiktok_spiders.terminal import QuietRun
 
 if TYPE_CHECKING:
     import argparse
@@ -130,7 +131,7 @@ def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], l
     return "\n".join(lines)
 
 
-class Command(ScrapyCommand):
+class Command(QuietRun, ScrapyCommand):
     requires_project = True
 
     def syntax(self) -> str:
@@ -142,6 +143,9 @@ class Command(ScrapyCommand):
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
         parser.add_argument("--fresh", action="store_true", help="run every stage again from the start")
+        parser.add_argument(
+            "--plan", action="store_true", help="say what the study will cost (requests, days of quota) and stop"
+        )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:
@@ -153,13 +157,21 @@ class Command(ScrapyCommand):
             settings = self.settings  # the crawler process's: every stage's crawler is made from it
             if data_dir:  # wins over the environment and .env, not over -s
                 settings.set("TIKTOK_DATA_DIR", data_dir, priority="project")
-            # a later stage's seed feed is written by an earlier one: it is checked when its turn comes
-            self._check(loader.load(stages[0]), arguments[stages[0]])
+            # every stage is checked before the first request: a typo in the last stage costs nothing
+            # (a later stage's default seed feed is written by an earlier one: checked when its turn comes)
+            spiders = [
+                self._check(loader.load(stage), arguments[stage], later=index > 0) for index, stage in enumerate(stages)
+            ]
+            if opts.plan:
+                print(self._plan(stages, spiders, None), flush=True)
+                return
             ledger = open_data_dir(settings)
         except (StudyFileError, BadArgument) as error:
             print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
             return
+        self.start_run_log(settings["TIKTOK_DATA_DIR"], "study")
+        print(self._plan(stages, spiders, ledger), flush=True)
         outcomes: dict[str, str] = {}
         # handed from stage to stage: one token fetch (one round trip) per study, renewed when due
         self.access_token = AccessToken()
@@ -179,14 +191,39 @@ class Command(ScrapyCommand):
             print("\nStudy summary\n" + summary_table(ledger, stages, outcomes, loader), flush=True)
             if self.exitcode:
                 print("The study is incomplete: run the same command again to continue.", flush=True)
+                spiders = [self._check(loader.load(stage), arguments[stage], later=True) for stage in stages]
+                print("\n" + self._plan(stages, spiders, ledger), flush=True)
         finally:
             ledger.close()
         gc.freeze()  # as in `scrapy crawl`: everything is written, spare the final collection
 
-    def _check(self, spidercls: type, arguments: dict[str, str]) -> None:
+    def _check(self, spidercls: type, arguments: dict[str, str], later: bool = False) -> ApiSpider | None:
         """What ``scrapy crawl`` checks before a crawl; raises :class:`BadArgument`."""
         if issubclass(spidercls, ApiSpider):
-            spidercls.check(self.settings, **arguments)
+            return spidercls.check(self.settings, seed_feed_comes_later=later, **arguments)
+        return None
+
+    def _plan(self, stages: list[str], spiders: list[ApiSpider | None], ledger: Ledger | None) -> str:
+        """What the stages still need, in requests and days of quota (``plan.py``)."""
+        from tiktok_spiders import plan
+
+        assert self.settings is not None
+        own = ledger is None and (Path(self.settings["TIKTOK_DATA_DIR"]) / FILENAME).is_file()
+        if own:
+            ledger = Ledger(self.settings["TIKTOK_DATA_DIR"])  # read, not locked: --plan changes nothing
+        try:
+            estimates = []
+            for stage, spider in zip(stages, spiders, strict=True):
+                if spider is None:
+                    continue
+                spider.settings = self.settings  # what a crawler would give it: the plan runs without one
+                spider.tallying = True
+                spider.dates_checked = True  # its date warnings come with the crawl
+                estimates.append(plan.estimate(stage, spider, ledger, self.settings))
+        finally:
+            if own and ledger is not None:
+                ledger.close()
+        return plan.summary(estimates, self.settings)
 
     async def _run_stages(
         self,

@@ -1,12 +1,16 @@
-"""A progress line on long crawls and a summary when a spider closes.
+"""Progress while a spider runs and a summary when it closes.
 
-The summary says what was collected, what was skipped as already done, what
-failed and why (read back from the ledger), and how to continue.
+On a terminal (and unless ``--verbose``) progress is a bar: seeds done of the
+total where it is known, records, rate, time left and today's quota left;
+elsewhere (CI, nohup, a log file) a line every ``TIKTOK_PROGRESS_INTERVAL``
+seconds.  The summary says what was collected, what was skipped as already
+done, what failed and why (read back from the ledger), and how to continue.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -14,6 +18,7 @@ from scrapy import signals
 from scrapy.utils.asyncio import create_looping_call
 
 from tiktok_spiders.ledger import Ledger
+from tiktok_spiders.terminal import TerminalHandler
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -54,9 +59,41 @@ class Progress:
 
     def spider_opened(self, spider: Spider) -> None:
         self.started = time.monotonic()
-        if self.interval > 0:
+        self.total = None
+        self.bar = None
+        if not hasattr(spider, "progress"):
+            return
+        if self._draws_a_bar():
+            from tqdm import tqdm
+
+            self.total = spider.seed_total()
+            self.bar = tqdm(
+                total=self.total, desc=spider.name, unit=spider.seed_noun, file=sys.stderr, dynamic_ncols=True
+            )
+            self.task = create_looping_call(self.update_bar, spider)
+            self.task.start(1.0, now=False)
+        elif self.interval > 0:
+            self.total = spider.seed_total()
             self.task = create_looping_call(self.log_progress, spider)
             self.task.start(self.interval, now=False)
+
+    @staticmethod
+    def _draws_a_bar() -> bool:
+        """A bar only where someone watches: a terminal, with the quiet logging of terminal.py."""
+        quiet = any(isinstance(handler, TerminalHandler) for handler in logging.getLogger().handlers)
+        return quiet and sys.stderr.isatty()
+
+    def update_bar(self, spider: Spider) -> None:
+        progress, stats = spider.progress, self.crawler.stats
+        self.bar.n = progress["skipped"] + progress["done"] + progress["failed"]
+        records = sum(stats.get_value(f"tiktok/records/{kind.feed}", 0) for kind in spider.kinds)
+        left = stats.get_value("tiktok/quota_left_today")
+        self.bar.set_postfix_str(
+            f"{records:,} records, {stats.get_value('tiktok/requests', 0):,} requests"
+            + (f", {left:,} left today" if left is not None else ""),
+            refresh=False,
+        )
+        self.bar.refresh()
 
     def _records(self, spider: Spider) -> str:
         stats = self.crawler.stats
@@ -73,11 +110,13 @@ class Progress:
             return
         minutes = (time.monotonic() - self.started) / 60
         requests = self.crawler.stats.get_value("tiktok/requests", 0)
-        # seeds are read as slots free (a feed may have millions), so there is no total to show
+        of_total = f" of {self.total}" if self.total is not None else ""
         logger.info(
-            "Progress: %d %ss done, %d in progress, %d failed; %d requests (%.0f/min), %s",
-            progress["done"],
+            "Progress: %d%s %ss done (%d earlier), %d in progress, %d failed; %d requests (%.0f/min), %s",
+            progress["done"] + progress["skipped"],
+            of_total,
             spider.seed_noun,
+            progress["skipped"],
             progress["scheduled"] - progress["done"] - progress["failed"],
             progress["failed"],
             requests,
@@ -88,6 +127,9 @@ class Progress:
     def spider_closed(self, spider: Spider, reason: str) -> None:
         if self.task is not None and self.task.running:
             self.task.stop()
+        if self.bar is not None:
+            self.update_bar(spider)
+            self.bar.close()
         progress = getattr(spider, "progress", None)
         if progress is None:
             return

@@ -105,6 +105,8 @@ class DailyQuotaMiddleware:
             await self._quota_spent(f"Today's {limit} requests of this client key ({name}) are spent")
         self.ledger.count_request(utc_today(), bucket)
         self.crawler.stats.inc_value("tiktok/requests")
+        if bucket == "research":  # for the progress bar
+            self.crawler.stats.set_value("tiktok/quota_left_today", limit - self.quota.spent(utc_today(), bucket))
 
     def _check_room(self) -> None:
         """Stop before paying for a page that could not be stored."""

@@ -123,10 +123,17 @@ class ApiSpider(Spider):
         #: True while the summary reads the seeds again (nothing is counted twice then).
         self.tallying = False
 
+    #: Whether this spider's default seed feed is written by an earlier stage of the same
+    #: study, so that it cannot be checked before the study starts.
+    seed_feed_comes_later = False
+
     @classmethod
-    def check(cls, settings: BaseSettings, **arguments: Any) -> None:
+    def check(cls, settings: BaseSettings, *, seed_feed_comes_later: bool = False, **arguments: Any) -> ApiSpider:
         """Everything that can be wrong before the crawl starts; raises :class:`BadArgument`."""
-        cls(**arguments).validate(settings)
+        spider = cls(**arguments)
+        spider.seed_feed_comes_later = seed_feed_comes_later
+        spider.validate(settings)
+        return spider
 
     def validate(self, settings: BaseSettings) -> None:
         """Checks that need settings (configuration, seed files); overridden to add more."""
@@ -171,6 +178,10 @@ class ApiSpider(Spider):
                 yield self.resume_request(seed, body, state.cursor, state.search_id, **context)
             else:
                 yield self.api_request(seed, body, **context)
+
+    def seed_total(self) -> int | None:
+        """How many seeds this crawl has, for the progress bar (None: not known cheaply)."""
+        return None
 
     def api_request(self, seed: str, body: dict[str, Any], **context: Any) -> JsonRequest:
         return JsonRequest(
@@ -464,9 +475,12 @@ class SeedFeedSpider(ApiSpider):
     def validate(self, settings: Any) -> None:
         super().validate(settings)
         if self.seed_values is None:
-            if self.seed_path is None:
+            given = self.seed_path is not None
+            if not given:
                 candidates = [default_feed(settings["TIKTOK_DATA_DIR"], name) for name in self.seed_feeds]
                 self.seed_path = next((path for path in candidates if path.is_file()), candidates[-1])
+            if not given and self.seed_feed_comes_later and not self.seed_path.is_file():
+                return  # an earlier stage of the study writes it; checked when this stage's turn comes
             try:
                 check_feed(self.seed_path, self.seed_column, self.seed_argument)
             except SeedFileError as error:
@@ -483,6 +497,20 @@ class SeedFeedSpider(ApiSpider):
     #: What a seed takes along from its feed record (None: nothing); seeds then come as
     #: ``(value, what)`` pairs, also from ``seed_values``.
     seed_record_context: Callable[[dict[str, Any]], Any] | None = None
+
+    #: A seed feed up to this size is read once more to count its seeds for the progress bar.
+    COUNTED_FEED_BYTES = 50_000_000
+
+    def seed_total(self) -> int | None:
+        if self.seed_values is None and (
+            self.seed_path is None or self.seed_path.stat().st_size > self.COUNTED_FEED_BYTES
+        ):
+            return None
+        self.tallying = True  # read again: count nothing twice
+        try:
+            return sum(1 for _ in self.seed_stream())
+        finally:
+            self.tallying = False
 
     def seed_stream(self) -> Iterable[Any]:
         """Unique seed values, streamed: in feed order, or the heaviest first (``seed_weight``)."""

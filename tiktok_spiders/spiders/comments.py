@@ -8,6 +8,7 @@ shared with ``replies`` (:class:`CommentListSpider`): both page to the cap, keep
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -81,6 +82,11 @@ class CommentListSpider(SeedFeedSpider):
         """What a feed record counts (comments, replies), as many as the API serves: the most go first."""
         count = as_int(record.get(self.count_column)) or 0
         return min(count, self.cap) if self.cap else count
+
+    def pages_for(self, record: dict[str, Any]) -> int:
+        """The requests a feed record's list takes: its count as the API serves it, 100 a page
+        (an empty list is one request too)."""
+        return max(1, math.ceil(self.seed_weight(record) / api.MAX_COUNT))
 
     def first_body(self, seed_value: int) -> dict[str, Any]:
         return {self.body_key: seed_value, "max_count": api.MAX_COUNT, "cursor": 0}

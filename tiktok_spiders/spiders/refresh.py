@@ -68,6 +68,9 @@ class RefreshSpider(ApiSpider):
         for username in self.refreshes.usernames(self.refresh_id):
             yield f"{self.refresh_id}/{USER}/{username}", {"username": username}, {}
 
+    def seed_total(self) -> int:
+        return sum(1 for _ in self.seeds())
+
     def api_request(self, seed: str, body: dict[str, Any], **context: Any) -> Request:
         task = context.get("task")
         if task is None:

@@ -40,10 +40,10 @@ class RepliesSpider(CommentListSpider):
         min_replies: str | int = 1,
         **kwargs: Any,
     ) -> None:
-        self.asked_ids = id_list("comment_ids", comment_ids) if comment_ids else None
+        asked = id_list("comment_ids", comment_ids) if comment_ids else None
         super().__init__(
             *args,
-            seed_values=[] if self.asked_ids else None,  # paired with their videos once the ledger is open
+            seed_values=[(comment_id, None) for comment_id in asked] if asked else None,  # videos: see seeds()
             seed_path=comments,
             minimum=min_replies,
             **kwargs,
@@ -53,9 +53,9 @@ class RepliesSpider(CommentListSpider):
         return as_int(record.get("video_id"))
 
     def seeds(self) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
-        if self.asked_ids:
-            self.seed_values = [(comment_id, self._video_of(comment_id)) for comment_id in self.asked_ids]
         for comment_id, video_id in self.seed_stream():
+            if video_id is None and self.seed_values is not None:  # asked by id: the parent in the ledger
+                video_id = self._video_of(comment_id)
             yield str(comment_id), self.first_body(comment_id), {"video_id": video_id}
 
     def _video_of(self, comment_id: int) -> int | None:

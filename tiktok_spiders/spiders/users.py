@@ -23,6 +23,9 @@ class UsersSpider(UserSeedSpider):
         super().__init__(*args, seed_path=videos, **kwargs)
         self.fields = parse_fields(fields, api.USER_FIELDS)
 
+    def pages_for(self, record: dict[str, Any]) -> int:
+        return 1  # a profile is one request
+
     def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
         for username in self.seed_stream():
             yield username, {"username": username}

@@ -20,6 +20,7 @@ from tiktok_spiders.items import VIDEOS, Video, known_fields
 from tiktok_spiders.middlewares.retry import RESUMED_SEARCH
 from tiktok_spiders.query import Query, QueryError
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument, comma_list, parse_fields
+from tiktok_spiders.terminal import note
 
 #: Spider argument -> condition field of the query it adds.
 SHORTCUTS = {
@@ -64,13 +65,17 @@ def load_query(value: str) -> dict[str, Any]:
     return raw
 
 
-def build_query(query: str | None, shortcuts: dict[str, str | None]) -> Query:
-    """The query argument and the shortcut lists combined: every list must hold."""
+def build_query(query: str | None, shortcuts: dict[str, str | None], notes: list[str] | None = None) -> Query:
+    """The query argument and the shortcut lists combined: every list must hold.  ``notes``
+    collects what was sent other than as given (``#climate`` as ``climate``)."""
     raw = load_query(query) if query else {}
     extra = []
     for argument, field_name in SHORTCUTS.items():
         values = comma_list(shortcuts.get(argument))
         if argument in ("hashtags", "usernames"):  # "#climate", "@user": the API wants neither sign
+            for value in values:
+                if value != value.lstrip("#@") and notes is not None:
+                    notes.append(f"{value!r} is sent as {value.lstrip('#@')!r} (the API wants no {value[0]})")
             values = [value.lstrip("#@") for value in values]
         if values:
             extra.append({"field_name": field_name, "operation": "IN", "field_values": values})
@@ -102,7 +107,8 @@ class VideosSpider(ApiSpider):
     ) -> None:
         shortcuts = {name: kwargs.pop(name, None) for name in SHORTCUTS}
         super().__init__(*args, **kwargs)
-        self.query = build_query(query, shortcuts)
+        self.notes: list[str] = []
+        self.query = build_query(query, shortcuts, self.notes)
         self.start_date = parse_date("start_date", start_date)
         self.end_date = parse_date("end_date", end_date)
         if self.end_date < self.start_date:
@@ -129,6 +135,16 @@ class VideosSpider(ApiSpider):
             windows.append((start, end))
             start = end + timedelta(days=1)
         return windows
+
+    def seed_total(self) -> int:
+        return len(self.windows())
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> VideosSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        for text in spider.notes:
+            note(text)
+        return spider
 
     def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
         if not self.dates_checked:  # said once, though the summary reads the seeds again
