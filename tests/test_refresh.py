@@ -49,6 +49,14 @@ async def collect(emulator: Emulator, data_dir: Path) -> None:
     assert scrapy_cli(data_dir, env_for(emulator, data_dir), "tables").returncode == 0
 
 
+async def collect_then_delete(emulator: Emulator, data_dir: Path) -> tuple[dict[str, list[dict]], dict[str, list]]:
+    """A study collected, then part of it deleted in the sandbox: ``(records before, deleted)``."""
+    emulator.faults.daily_requests = 100_000
+    await collect(emulator, data_dir)
+    before = {kind: read_jsonl(data_dir / f"{kind}.jsonl") for kind in ("videos", "comments", "replies", "users")}
+    return before, delete_some(emulator, data_dir)
+
+
 def delete_some(emulator: Emulator, data_dir: Path) -> dict[str, list]:
     """Delete a user, videos (one with many comments), and comments with replies, in the sandbox."""
     videos = read_jsonl(data_dir / "videos.jsonl")
@@ -100,10 +108,7 @@ def assert_exactly_what_is_left(emulator: Emulator, data_dir: Path, before: dict
 async def test_a_refresh_leaves_exactly_what_is_still_available_and_nothing_of_the_rest(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
-    fresh_emulator.faults.daily_requests = 100_000
-    await collect(fresh_emulator, tmp_path)
-    before = {kind: read_jsonl(tmp_path / f"{kind}.jsonl") for kind in ("videos", "comments", "replies", "users")}
-    deleted = delete_some(fresh_emulator, tmp_path)
+    before, deleted = await collect_then_delete(fresh_emulator, tmp_path)
     texts = Counter(c["text"] for kind in ("comments", "replies") for c in before[kind])
     secret = next(c["text"] for c in before["comments"] if c["id"] == deleted["comments"][0])
     assert texts[secret] == 1
@@ -219,10 +224,7 @@ async def test_failed_tasks_are_created_again_a_bounded_number_of_times(
 async def test_server_errors_on_every_endpoint_and_a_quota_stop_end_exact(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
-    fresh_emulator.faults.daily_requests = 100_000
-    await collect(fresh_emulator, tmp_path)
-    before = {kind: read_jsonl(tmp_path / f"{kind}.jsonl") for kind in ("videos", "comments", "replies", "users")}
-    delete_some(fresh_emulator, tmp_path)
+    before, _ = await collect_then_delete(fresh_emulator, tmp_path)
     fresh_emulator.advance_days(1)
     fresh_emulator.faults.internal_error_rate = 0.1
     fresh_emulator.faults.outage_requests = 2  # at least two 500s on each endpoint
