@@ -4,6 +4,7 @@
     scrapy tables videos comments --format csv      # some of them, as CSV
     scrapy tables videos --inputs a/videos.jsonl b/videos.csv --output all-videos.parquet
     scrapy tables videos --where "view_count > 1000" --columns id,username --output popular.csv
+    scrapy tables --format duckdb                   # every table in one database, <data dir>/tables/study.duckdb
 
 Videos come with their URL and their authors' profiles (``author_*``), comments
 with their video's URL and author (``video_*``).  ``--where`` (a pandas query;
@@ -44,7 +45,12 @@ class Command(ScrapyCommand):
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
         parser.add_argument("--data-dir", help="the study's data directory (default TIKTOK_DATA_DIR)")
-        parser.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+        parser.add_argument(
+            "--format",
+            choices=("parquet", "csv", "duckdb"),
+            default="parquet",
+            help="one file per table, or (duckdb) every table and views joining them in one database",
+        )
         parser.add_argument("--output-dir", help="where tables go (default <data dir>/tables)")
         parser.add_argument("--output", help="one table's file (its suffix sets the format)")
         parser.add_argument(
@@ -61,13 +67,13 @@ class Command(ScrapyCommand):
         try:
             if (opts.where or opts.columns) and not opts.output:
                 raise UsageError("a selection (--where, --columns) goes to its own file: add --output FILE")
-            found = self._tables(tables, args, opts, data_dir)
+            found = self._tables(tables, args, opts, data_dir, joined=opts.format != "duckdb")
             if opts.output and len(found) != 1:
                 raise UsageError("--output writes one table: name it")
             if opts.output:
                 suffix = Path(opts.output).suffix.lstrip(".")
-                if suffix not in ("csv", "parquet"):
-                    raise UsageError(f"--output {opts.output}: end it in .csv or .parquet")
+                if suffix not in ("csv", "parquet", "duckdb"):
+                    raise UsageError(f"--output {opts.output}: end it in .csv, .parquet or .duckdb")
             out_dir = Path(opts.output_dir) if opts.output_dir else data_dir / "tables"
             # every table and selection is made before the first file is written
             selected = {name: self._select(tables, frame, opts) for name, frame in found.items()}
@@ -79,6 +85,11 @@ class Command(ScrapyCommand):
         if not opts.inputs:
             self._warn_if_due(data_dir)
         try:
+            if opts.format == "duckdb" or (opts.output or "").endswith(".duckdb"):
+                path = Path(opts.output) if opts.output else out_dir / "study.duckdb"
+                tables.export_duckdb(selected, path, private=private)
+                print(f"{path}  ({len(selected)} tables: {', '.join(selected)})")
+                return
             for name, frame in selected.items():
                 path = Path(opts.output) if opts.output else out_dir / f"{name}.{opts.format}"
                 tables.export(frame, path, private=private)
@@ -113,7 +124,9 @@ class Command(ScrapyCommand):
             print(f"warning: {due}", file=sys.stderr)
 
     @staticmethod
-    def _tables(tables: Any, names: list[str], opts: argparse.Namespace, data_dir: Path) -> dict[str, pd.DataFrame]:
+    def _tables(
+        tables: Any, names: list[str], opts: argparse.Namespace, data_dir: Path, joined: bool = True
+    ) -> dict[str, pd.DataFrame]:
         if opts.inputs:
             name = names[0] if names else Path(opts.inputs[0]).stem
             missing = [path for path in opts.inputs if not Path(path).is_file()]
@@ -123,7 +136,7 @@ class Command(ScrapyCommand):
             return {name: tables.with_urls(frame) if name == "videos" else frame}
         if not data_dir.is_dir():
             raise ValueError(f"data directory {data_dir} does not exist")
-        found = tables.study_tables(data_dir)
+        found = tables.study_tables(data_dir, joined=joined)
         unknown = [name for name in names if name not in found]
         if unknown:
             raise ValueError(f"no {unknown[0]} feed in {data_dir} (found: {', '.join(found) or 'none'})")

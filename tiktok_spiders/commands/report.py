@@ -1,0 +1,54 @@
+"""``scrapy report``: the study at a glance, as one HTML file that opens offline (``report.py``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scrapy.commands import ScrapyCommand
+
+from tiktok_spiders.files import atomic_write
+
+if TYPE_CHECKING:
+    import argparse
+
+
+class Command(ScrapyCommand):
+    requires_project = True
+    requires_crawler_process = False
+
+    def syntax(self) -> str:
+        return "[options]"
+
+    def short_desc(self) -> str:
+        return "Write the study's report: one HTML file with its plots, readable offline"
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        super().add_options(parser)
+        parser.add_argument("--data-dir", help="the study's data directory (default TIKTOK_DATA_DIR)")
+        parser.add_argument("--output", help="where the report goes (default <data dir>/report.html)")
+
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        from tiktok_spiders.report import Report  # matplotlib and pandas: imported only for a report
+
+        assert self.settings is not None
+        data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
+        if not data_dir.is_dir():
+            print(f"error: data directory {data_dir} does not exist", file=sys.stderr)
+            self.exitcode = 2
+            return
+        report = Report(data_dir, self.settings)
+        try:
+            page = report.html()
+        finally:
+            report.close()
+        path = Path(opts.output) if opts.output else data_dir / "report.html"
+        try:
+            with atomic_write(path, private=self.settings.getbool("TIKTOK_PRIVATE_FILES")) as handle:
+                handle.write(page)
+        except OSError as error:
+            print(f"error: could not write {path}: {error}", file=sys.stderr)
+            self.exitcode = 1
+            return
+        print(f"{path}  (open it in any browser; it needs no network)")
