@@ -264,7 +264,7 @@ class Command(QuietRun, ScrapyCommand):
             print(f"error: {stage}: {error}", file=sys.stderr, flush=True)
             return 2
         crawler = self.crawler_process.create_crawler(spidercls)
-        crawler.tiktok_access_token = self.access_token  # type: ignore[attr-defined] - see shared_token
+        crawler.tiktok_access_token = self.access_token  # type: ignore[attr-defined]  # see shared_token
         try:
             await self.crawler_process.crawl(crawler, **arguments)
         except Exception:  # noqa: BLE001 - Scrapy has logged it; the stage did not run
