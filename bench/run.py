@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import os
@@ -147,7 +148,7 @@ def run_study(url: str, data_dir: Path, *settings: str) -> tuple[float, dict[str
     wall = time.monotonic() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"the study failed with exit status {os.waitstatus_to_exitcode(status)}")
-    stage_wall = {stage: end - begin for (stage, begin), (_, end) in zip(marks, marks[1:], strict=False)}
+    stage_wall = {stage: end - begin for (stage, begin), (_, end) in itertools.pairwise(marks)}
     return wall, stage_wall, usage.ru_maxrss / 1024
 
 

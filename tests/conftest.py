@@ -154,7 +154,7 @@ def scrapy_cli(
         text=True,
         timeout=timeout,
         check=False,
-        preexec_fn=preexec_fn,  # noqa: PLW1509 - a test's own child, started before any thread needs it
+        preexec_fn=preexec_fn,
     )
 
 

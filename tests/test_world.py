@@ -58,7 +58,7 @@ class HostileApi:
         hostile = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if self.path.startswith(api.TOKEN_PATH):
                     answer = hostile.token_answer or (200, {"access_token": "clt.x", "expires_in": 7200}, {})
@@ -75,7 +75,7 @@ class HostileApi:
                 self.end_headers()
                 self.wfile.write(raw)
 
-            def do_GET(self) -> None:  # noqa: N802 - a redirect followed as GET would land here
+            def do_GET(self) -> None:
                 hostile.research_requests += 1
                 self.do_POST()
 

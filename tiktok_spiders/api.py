@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 DEFAULT_BASE_URL = "https://open.tiktokapis.com"
 
-TOKEN_PATH = "/v2/oauth/token/"
+TOKEN_PATH = "/v2/oauth/token/"  # noqa: S105 - a path, not a secret
 VIDEO_QUERY_PATH = "/v2/research/video/query/"
 COMMENT_LIST_PATH = "/v2/research/video/comment/list/"
 USER_INFO_PATH = "/v2/research/user/info/"
@@ -121,7 +121,7 @@ REGION_CODES = frozenset(
     ZA AI VE KG PE CH LV PR NZ TL BT MN FJ SZ VU BF TJ BA AM TD SI CY MW EE XK ME KY YE LS ZW MC GN
     BS PF NA VI BB BZ CW PS FM PG BI AD TV GL KM AW TC CV MO VC NE WS MP DJ RW AG GI GQ AS AX TO KN
     LC NC LI SS IR SY IM SC VG SB DM KI UM SX GD MH BQ YT ST CF BM SM PW GU HK IN CK AQ WF JE MQ CN
-    GF MS GG TK FK PM NU MF ER NF VA IO SH BL CU NR TP BV EH PN TF RU""".split()
+    GF MS GG TK FK PM NU MF ER NF VA IO SH BL CU NR TP BV EH PN TF RU""".split()  # noqa: SIM905 - as the docs print them
 )
 
 MAX_COUNT = 100
@@ -137,7 +137,7 @@ COVERAGE_CHANGE = "2026-02-26"
 
 # Error codes (``error.code`` of the response envelope).
 OK = "ok"
-ACCESS_TOKEN_INVALID = "access_token_invalid"
+ACCESS_TOKEN_INVALID = "access_token_invalid"  # noqa: S105 - an error code
 INTERNAL_ERROR = "internal_error"
 INVALID_PARAMS = "invalid_params"
 RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
@@ -219,6 +219,15 @@ def cursor_of(data: dict[str, Any]) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadAnswer(f"cursor is {value!r}, not a whole number")
     return value
+
+
+def answer_json(response: Any) -> Any:
+    """A Scrapy response's JSON; :class:`ValueError` when it holds none (an HTML page, a binary body)."""
+    from scrapy.http import TextResponse
+
+    if not isinstance(response, TextResponse):
+        raise ValueError("the answer is not text")
+    return response.json()
 
 
 def error_of(payload: Any) -> tuple[str, str]:

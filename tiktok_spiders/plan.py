@@ -56,6 +56,7 @@ def estimate(stage: str, spider: Any, ledger: Ledger | None, settings: BaseSetti
     if spider.seed_values is None and (spider.seed_path is None or not Path(spider.seed_path).is_file()):
         return StageEstimate(stage, note=f"its seed feed ({spider.seed_feeds[0]})")
     result = StageEstimate(stage, seeds=0, noun=spider.seed_noun, exact=hasattr(spider, "pages_for"))
+    seeds = 0
     seen: set[Any] = set()
     for value, record in _seed_records(spider):
         if value in seen:
@@ -67,8 +68,9 @@ def estimate(stage: str, spider: Any, ledger: Ledger | None, settings: BaseSetti
         pages = spider.pages_for(record) if record is not None and hasattr(spider, "pages_for") else 1
         if record is None:
             result.exact = False
-        result.seeds += 1
+        seeds += 1
         result.requests += max(1, pages - (state.pages if state else 0))
+    result.seeds = seeds
     if spider.seed_path is not None and spider.seed_values is None:
         result.note = f"(from {Path(spider.seed_path).name})"
     return result
@@ -84,6 +86,7 @@ def _seed_records(spider: SeedFeedSpider) -> Any:
     def malformed() -> None:
         pass
 
+    assert spider.seed_path is not None
     for record in read_records(Path(spider.seed_path), malformed):
         if spider.keep_record is not None and not spider.keep_record(record):
             continue
@@ -100,11 +103,12 @@ def _seeds_alone(stage: str, spider: Any, ledger: Ledger | None, settings: BaseS
     result = StageEstimate(
         stage, seeds=0, noun=spider.seed_noun, exact=False, note="(one each; more where a window has over 100 videos)"
     )
+    seeds = 0
     for seed, *_ in spider.seeds():
         state = ledger.seed(spider.name, seed) if ledger else None
         if state is None or state.status != DONE:
-            result.seeds += 1
-            result.requests += 1
+            seeds += 1
+    result.seeds = result.requests = seeds
     return result
 
 

@@ -20,7 +20,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tiktok_spiders import api
 
@@ -208,9 +208,9 @@ class Refreshes:
 
     def _count(self, refresh: int, column: str, counts: dict[str, int]) -> None:
         assert column in ("checked", "purged")
-        row = self.db.execute(f"SELECT {column} FROM refreshes WHERE id = ?", (refresh,)).fetchone()  # noqa: S608
+        row = self.db.execute(f"SELECT {column} FROM refreshes WHERE id = ?", (refresh,)).fetchone()
         total = Counter(json.loads(row[0])) + Counter(counts)
-        self.db.execute(f"UPDATE refreshes SET {column} = ? WHERE id = ?", (json.dumps(total), refresh))  # noqa: S608
+        self.db.execute(f"UPDATE refreshes SET {column} = ? WHERE id = ?", (json.dumps(total), refresh))
 
     # -- purging ------------------------------------------------------------------------
 
@@ -224,7 +224,7 @@ class Refreshes:
         db.execute("CREATE TEMP TABLE IF NOT EXISTS gone_comments (id INTEGER PRIMARY KEY)")
         db.execute("CREATE TEMP TABLE IF NOT EXISTS gone_users (name TEXT PRIMARY KEY)")
         for table in ("gone_videos", "gone_comments", "gone_users"):
-            db.execute(f"DELETE FROM temp.{table}")  # noqa: S608 - fixed names
+            db.execute(f"DELETE FROM temp.{table}")
         db.execute("INSERT INTO temp.gone_videos SELECT CAST(id AS INTEGER) FROM gone WHERE category = 'video'")
         db.execute("INSERT INTO temp.gone_comments SELECT CAST(id AS INTEGER) FROM gone WHERE category = 'comment'")
         db.execute("INSERT INTO temp.gone_users SELECT id FROM gone WHERE category = ?", (USER,))
@@ -249,7 +249,7 @@ class Refreshes:
 
     # -- the audit trail ------------------------------------------------------------------
 
-    def history(self) -> list[dict[str, object]]:
+    def history(self) -> list[dict[str, Any]]:
         """Every refresh: when, and how many records of each kind it checked and purged."""
         rows = self.db.execute("SELECT started, finished, checked, purged FROM refreshes ORDER BY id")
         return [

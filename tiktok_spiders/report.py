@@ -19,7 +19,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tiktok_spiders import api
 from tiktok_spiders.ledger import FILENAME, Ledger
@@ -94,7 +94,7 @@ def _log_histogram(values: pd.Series, title: str, unit: str) -> str:
     numbers = values.dropna().astype("int64")
     figure = Figure(title)
     if len(numbers):
-        bins = np.logspace(0, max(1.0, np.log10(numbers.max() + 1)), 40)
+        bins = list(np.logspace(0, max(1.0, np.log10(numbers.max() + 1)), 40))
         figure.axes.hist(numbers + 1, bins=bins, color="#4c72b0")
         figure.axes.set_xscale("log")
     figure.axes.set_xlabel(f"{unit} + 1 (log scale)")
@@ -328,7 +328,7 @@ class Report:
 
     # -- the page ---------------------------------------------------------------------------
 
-    TITLES = {
+    TITLES: ClassVar[dict[str, str]] = {
         "study": "The study",
         "collected": "What was collected",
         "missing": "What was not collected, and why",

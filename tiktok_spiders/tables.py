@@ -121,7 +121,7 @@ def _exact_ints(column: str, values: list[Any]) -> pd.api.extensions.ExtensionAr
         if _missing(value):
             numbers.append(None)
             continue
-        if isinstance(value, float) or isinstance(value, bool):
+        if isinstance(value, float | bool):
             raise ValueError(f"column {column}: {value!r} is not a whole number as the API sends it")
         number = int(value)
         if not INT64_RANGE[0] <= number <= INT64_RANGE[1]:
@@ -179,12 +179,12 @@ def load(paths: str | Path | Iterable[str | Path], key: list[str] | None = None)
     ``key`` names the columns that identify a record (default: from the feed's
     name, e.g. ``id`` for videos, ``seed_username`` + ``username`` for followers).
     """
-    paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(path) for path in paths]
-    frames = [read_feed(path) for path in paths]
+    files = [Path(paths)] if isinstance(paths, str | Path) else [Path(path) for path in paths]
+    frames = [read_feed(path) for path in files]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if frame.empty and not len(frame.columns):
-        frame = pd.DataFrame(columns=_columns_of(paths[0].stem))
-    key = key or FEED_KEYS.get(paths[0].stem) or [column for column in ("id", "username") if column in frame][:1]
+        frame = pd.DataFrame(columns=_columns_of(files[0].stem))
+    key = key or FEED_KEYS.get(files[0].stem) or [column for column in ("id", "username") if column in frame][:1]
     if key and all(column in frame for column in key) and len(frame):
         frame = frame.drop_duplicates(subset=key, keep="first", ignore_index=True)
     return frame

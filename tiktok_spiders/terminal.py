@@ -18,14 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from scrapy.utils.log import _get_formatter  # noqa: PLC2701 - Scrapy's own format for the log file
+from scrapy.utils.log import _get_formatter
 
 from tiktok_spiders.files import make_dir, restrict
 
 if TYPE_CHECKING:
     import argparse
 
-    from scrapy.settings import BaseSettings
+    from scrapy.settings import BaseSettings, Settings
 
 #: The loggers of the progress lines and closing summaries, and of notes on the input, which the
 #: terminal always shows.
@@ -60,14 +60,14 @@ class TerminalHandler(logging.Handler):
             elif record.name == NOTE_LOGGER:
                 message = f"note: {message}"
             write_line(message)
-        except Exception:  # noqa: BLE001 - logging must never break the crawl
+        except Exception:
             self.handleError(record)
 
 
 class RunLog(logging.Handler):
     """Everything logged, for the run's log file: held in memory until :meth:`open`."""
 
-    def __init__(self, settings: BaseSettings) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__(level=settings.get("LOG_LEVEL"))
         self.setFormatter(_get_formatter(self, settings))
         self.held: list[logging.LogRecord] = []
@@ -81,7 +81,7 @@ class RunLog(logging.Handler):
         try:
             self.stream.write(self.format(record) + "\n")
             self.stream.flush()
-        except Exception:  # noqa: BLE001
+        except Exception:
             self.handleError(record)
 
     def open(self, data_dir: str | Path, command: str, private: bool = True) -> Path:
@@ -121,7 +121,7 @@ def verbose(settings: BaseSettings) -> bool:
     )  # set on the command line (-L) or by -s
 
 
-def quiet_logging(settings: BaseSettings) -> RunLog | None:
+def quiet_logging(settings: Settings) -> RunLog | None:
     """The terminal shows what a researcher needs and the run log keeps the rest; None when verbose."""
     if verbose(settings):
         return None

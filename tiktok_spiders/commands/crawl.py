@@ -92,7 +92,8 @@ class Command(QuietRun, crawl.Command):
         if len(args) != 1:
             super().run(args, opts)
             return
-        assert self.crawler_process is not None and self.settings is not None
+        assert self.crawler_process is not None
+        assert self.settings is not None
         try:
             spidercls = self.crawler_process.spider_loader.load(args[0])
         except KeyError:

@@ -55,7 +55,7 @@ def stop_reactor(_: object = None) -> None:
     from twisted.internet import reactor
 
     with contextlib.suppress(RuntimeError):
-        reactor.stop()
+        reactor.stop()  # type: ignore[misc]  # twisted's module-level reactor is typed as a class
 
 
 class StudyFileError(ValueError):
@@ -101,7 +101,9 @@ def stage_key(stage: str, arguments: dict[str, str]) -> str:
 
 def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], loader: SpiderLoaderProtocol) -> str:
     """One table: per stage, its outcome, its seeds as its own summary counted them, records, and why."""
-    rows = [("stage", "outcome", "done", "failed", "begun", "not started", "records", "unavailable")]
+    rows: list[tuple[str, ...]] = [
+        ("stage", "outcome", "done", "failed", "begun", "not started", "records", "unavailable")
+    ]
     reasons = []
     last_tally = {run["spider"]: run.get("seeds") or {} for run in ledger.runs()}
     for stage in stages:
@@ -109,7 +111,7 @@ def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], l
         spidercls = loader.load(stage)
         feeds = [
             kind.feed
-            for kind in spidercls.kinds
+            for kind in getattr(spidercls, "kinds", ())
             if kind.feed != unavailable_kind(stage).feed and kind.item_class in KINDS
         ]
         records = ", ".join(f"{ledger.count_records(feed)} {feed}" for feed in feeds)
@@ -150,7 +152,8 @@ class Command(QuietRun, ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if len(args) != 1:
             raise UsageError("give one study file")
-        assert self.settings is not None and self.crawler_process is not None
+        assert self.settings is not None
+        assert self.crawler_process is not None
         loader = self.crawler_process.spider_loader
         try:
             stages, arguments, data_dir = load_study(Path(args[0]), loader.list())
@@ -182,8 +185,9 @@ class Command(QuietRun, ScrapyCommand):
             stages_run.add_done_callback(stop_reactor)
             # Ctrl-C stops the running stage cleanly (Scrapy's own signal handling), then the reactor
             self.crawler_process.start(stop_after_crawl=False)
-            if stages_run.done() and stages_run.exception() is not None:
-                raise stages_run.exception()  # a bug of ours, not a stage's outcome: show it
+            bug = stages_run.exception() if stages_run.done() else None
+            if bug is not None:
+                raise bug  # a bug of ours, not a stage's outcome: show it
             for stage, outcome in outcomes.items():
                 if outcome == RUNNING:  # the reactor stopped before the stage's end was seen
                     outcomes[stage] = "stopped (exit 1)"
@@ -200,6 +204,7 @@ class Command(QuietRun, ScrapyCommand):
     def _check(self, spidercls: type, arguments: dict[str, str], later: bool = False) -> ApiSpider | None:
         """What ``scrapy crawl`` checks before a crawl; raises :class:`BadArgument`."""
         if issubclass(spidercls, ApiSpider):
+            assert self.settings is not None
             return spidercls.check(self.settings, seed_feed_comes_later=later, **arguments)
         return None
 
@@ -218,7 +223,8 @@ class Command(QuietRun, ScrapyCommand):
                     continue
                 spider.settings = self.settings  # what a crawler would give it: the plan runs without one
                 spider.tallying = True
-                spider.dates_checked = True  # its date warnings come with the crawl
+                if hasattr(spider, "dates_checked"):
+                    spider.dates_checked = True  # the videos spider's date warnings come with the crawl
                 estimates.append(plan.estimate(stage, spider, ledger, self.settings))
         finally:
             if own and ledger is not None:
@@ -267,6 +273,6 @@ class Command(QuietRun, ScrapyCommand):
         crawler.tiktok_access_token = self.access_token  # type: ignore[attr-defined]  # see shared_token
         try:
             await self.crawler_process.crawl(crawler, **arguments)
-        except Exception:  # noqa: BLE001 - Scrapy has logged it; the stage did not run
+        except Exception:
             return 1
         return exit_status(crawler)

@@ -110,6 +110,7 @@ class Command(ScrapyCommand):
         from tiktok_spiders.ledger import FILENAME, Ledger
         from tiktok_spiders.purge import refresh_due
 
+        assert self.settings is not None
         if not (data_dir / FILENAME).is_file():
             return
         try:

@@ -7,6 +7,7 @@ so a script can start it on port 0 and read where it listens.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -59,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         print(emulator.base_url, flush=True)
         print(f"TIKTOK_CLIENT_KEY={DEMO_CLIENT_KEY}", flush=True)
         print(f"TIKTOK_CLIENT_SECRET={DEMO_CLIENT_SECRET}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

@@ -49,11 +49,12 @@ def form_fields(content_type: str, body: bytes) -> dict[str, bytes]:
     message = BytesParser(policy=default_policy).parsebytes(head + body)
     if not message.is_multipart():
         raise ApiError(400, api.INVALID_PARAMS, "Need form-data in Body")
-    fields = {}
+    fields: dict[str, bytes] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if name:
-            fields[str(name)] = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            fields[str(name)] = payload if isinstance(payload, bytes) else b""
     return fields
 
 
@@ -84,10 +85,9 @@ class ComplianceDesk:
 
     def _task(self, payload: Any) -> tuple[int, Task]:
         task_id = payload.get("task_id") if isinstance(payload, dict) else None
-        task = self.tasks.get(task_id) if isinstance(task_id, int) and not isinstance(task_id, bool) else None
-        if task is None:
+        if not isinstance(task_id, int) or isinstance(task_id, bool) or task_id not in self.tasks:
             raise ApiError(400, api.INVALID_PARAMS, f"Invalid task_id: {task_id!r}")
-        return task_id, task
+        return task_id, self.tasks[task_id]
 
     def status(self, payload: Any) -> dict[str, Any]:
         _, task = self._task(payload)

@@ -18,7 +18,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -546,8 +546,8 @@ class Emulator:
 
     def playlist_info(self, payload: dict[str, Any], fields: tuple[str, ...] | None) -> tuple[int, dict[str, Any]]:
         playlist_id = self._int(payload, "playlist_id")
-        videos = self.corpus.playlists.get(playlist_id)  # type: ignore[arg-type]
-        if videos is None:
+        videos = self.corpus.playlists.get(playlist_id) if playlist_id is not None else None
+        if videos is None or playlist_id is None:
             raise ApiError(400, api.INVALID_PARAMS, f"Invalid playlist_id: {playlist_id}")
         max_count = self._max_count(payload, 20)
         cursor = self._int(payload, "cursor", 0) or 0
@@ -565,7 +565,7 @@ class Emulator:
         }
         return (500 if self.faults.playlist_500 else 200), data
 
-    _endpoints = {
+    _endpoints: ClassVar[dict[str, Any]] = {
         api.VIDEO_QUERY_PATH: video_query,
         api.COMMENT_LIST_PATH: comment_list,
         api.USER_INFO_PATH: user_info,

@@ -17,7 +17,7 @@ import logging
 import sqlite3
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any
 
 from scrapy import signals
 
@@ -27,6 +27,7 @@ from tiktok_spiders.items import KINDS, unavailable_kind
 from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.manifest import FILENAME as MANIFEST
 from tiktok_spiders.manifest import write_manifest
+from tiktok_spiders.spiders.base import ApiSpider
 
 if TYPE_CHECKING:
     from scrapy import Spider
@@ -59,7 +60,7 @@ def write_feed(ledger: Ledger, kind: RecordKind, path: Path, fmt: str, private: 
         return (write_jsonl if fmt == "jsonl" else write_csv)(ledger, kind, handle)
 
 
-def write_jsonl(ledger: Ledger, kind: RecordKind, handle: TextIO) -> int:
+def write_jsonl(ledger: Ledger, kind: RecordKind, handle: IO[str]) -> int:
     # The ledger holds each record as the JSON line Scrapy's JsonLinesItemExporter
     # would write (json.dumps of the item, fields in order, UTF-8): copy it, which is
     # six times faster than serialising every record again (bench/run.py).
@@ -70,7 +71,7 @@ def write_jsonl(ledger: Ledger, kind: RecordKind, handle: TextIO) -> int:
     return count
 
 
-def write_csv(ledger: Ledger, kind: RecordKind, handle: TextIO) -> int:
+def write_csv(ledger: Ledger, kind: RecordKind, handle: IO[str]) -> int:
     # csv.writer set up as CsvItemExporter sets it up, fed rows directly: the exporter's
     # per-field machinery took 1.95 s against 0.26 s for 25,210 comments (cProfile of the
     # comments stage).  test_parsing checks that the bytes are the same.
@@ -97,7 +98,7 @@ class LedgerFeeds:
         return cls(crawler)
 
     def spider_closed(self, spider: Spider, reason: str) -> None:
-        if not hasattr(spider, "kinds") or reason == "invalid_credentials":
+        if not isinstance(spider, ApiSpider) or reason == "invalid_credentials":
             return  # credentials refused: nothing was collected, and exit status 2 writes nothing
         ledger = Ledger.for_crawler(self.crawler)
         path = self.data_dir

@@ -21,8 +21,11 @@ from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.terminal import TerminalHandler
 
 if TYPE_CHECKING:
-    from scrapy import Spider
+    from typing import Any
+
     from scrapy.crawler import Crawler
+
+    from tiktok_spiders.spiders.base import ApiSpider as Spider
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,9 @@ class Progress:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.interval = crawler.settings.getfloat("TIKTOK_PROGRESS_INTERVAL")
-        self.task = None
+        self.task: Any = None
+        self.bar: Any = None
+        self.total: int | None = None
         self.started = time.monotonic()
         crawler.signals.connect(self.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
@@ -59,8 +64,7 @@ class Progress:
 
     def spider_opened(self, spider: Spider) -> None:
         self.started = time.monotonic()
-        self.total = None
-        self.bar = None
+        self.total, self.bar = None, None
         if not hasattr(spider, "progress"):
             return
         if self._draws_a_bar():
@@ -155,12 +159,12 @@ class Progress:
         few = stats.get_value("tiktok/seeds/below_minimum", 0)
         if malformed or few:
             skipped = [f"{malformed} malformed lines"] if malformed else []
-            skipped += [f"{few} {noun}s below {spider.minimum_argument}"] if few else []
+            skipped += [f"{few} {noun}s below {getattr(spider, 'minimum_argument', 'the minimum')}"] if few else []
             lines.append(f"  seed feed: {' and '.join(skipped)} skipped")
         capped = stats.get_value(f"tiktok/{spider.name}/lists_at_cap", 0)
         if capped:
             lines.append(
-                f"  {capped} {noun}s have more {spider.name} than the {spider.cap:,} the API serves "
+                f"  {capped} {noun}s have more {spider.name} than the {getattr(spider, 'cap', 0):,} the API serves "
                 "(TIKTOK_COMMENT_CAP): the rest cannot be collected"
             )
         rejected = stats.get_value("tiktok/fields_rejected", 0)

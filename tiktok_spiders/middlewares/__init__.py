@@ -26,12 +26,18 @@ def netloc(url: str) -> str:
     return urlparse(url).netloc
 
 
+_closing: set[asyncio.Future] = set()
+
+
 def stop_crawl(crawler: Crawler, reason: str) -> None:
     """Close the spider with ``reason`` without waiting for it (safe inside a download)."""
     engine = crawler.engine
     if engine is not None and engine.spider is not None:
         crawler.stats.set_value("tiktok/stop_reason", reason)
-        asyncio.ensure_future(engine.close_spider_async(reason=reason))
+        # kept until it is done: the event loop holds tasks only weakly
+        closing = asyncio.ensure_future(engine.close_spider_async(reason=reason))
+        _closing.add(closing)
+        closing.add_done_callback(_closing.discard)
 
 
 class CrawlStopping(IgnoreRequest):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TOKEN_REQUEST = "tiktok_token_request"
+TOKEN_REQUEST = "tiktok_token_request"  # noqa: S105 - a request meta key, not a secret
 AUTH_RETRIES = "tiktok_auth_retries"
 #: Retries of the token request itself (about 7 s of backoff in all): a page waiting for
 #: the token is not retried for it, so an unreachable API fails in seconds, not hours.
@@ -99,7 +99,7 @@ class AccessTokenMiddleware:
 
     def _forget(self, request: Request) -> None:
         """Drop the cached token unless a newer one replaced the one ``request`` used."""
-        sent = request.headers.get(b"Authorization", b"").decode()
+        sent = (request.headers.get(b"Authorization") or b"").decode()
         if self.token.value and sent.endswith(self.token.value):
             self.token.value = None
 
@@ -131,11 +131,11 @@ class AccessTokenMiddleware:
             response = await self.crawler.engine.download_async(request)
         except IgnoreRequest:
             raise
-        except Exception as error:  # noqa: BLE001 - refused, DNS, TLS, timeout: after the retries
+        except Exception as error:
             raise self._give_up(f"{type(error).__name__}: {error}") from None
         try:
-            payload = response.json()
-        except (ValueError, AttributeError):  # not JSON (AttributeError: not even text)
+            payload = api.answer_json(response)
+        except ValueError:
             payload = None
         token = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:

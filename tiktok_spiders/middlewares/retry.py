@@ -42,8 +42,8 @@ def json_error(response: Response) -> tuple[str, str]:
     if b"json" not in (response.headers.get(b"Content-Type") or b""):
         return ("", "")
     try:
-        return api.error_of(response.json())
-    except (ValueError, AttributeError):  # AttributeError: a body Scrapy did not take for text
+        return api.error_of(api.answer_json(response))
+    except ValueError:
         return ("", "")
 
 
@@ -88,6 +88,7 @@ class ApiRetryMiddleware:
         return cap / 2 + random.uniform(0, cap / 2)  # noqa: S311 - jitter, not security
 
     async def _retry_later(self, request: Request, reason: str, response: Response | None = None) -> Request | None:
+        assert self.crawler.spider is not None
         retry = get_retry_request(
             request,
             spider=self.crawler.spider,
@@ -119,7 +120,7 @@ class ApiRetryMiddleware:
 
 def _has_data(response: Response) -> bool:
     try:
-        data = response.json().get("data")
-    except (ValueError, AttributeError):
+        payload = api.answer_json(response)
+    except ValueError:
         return False
-    return bool(data)
+    return isinstance(payload, dict) and bool(payload.get("data"))

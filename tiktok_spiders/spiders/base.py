@@ -16,10 +16,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import parse_qs, urlparse
 
-from scrapy import Spider, signals
+from scrapy import Request, Spider, signals
 from scrapy.exceptions import CloseSpider, DropItem, IgnoreRequest
 from scrapy.http import JsonRequest
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -104,6 +104,8 @@ class ApiSpider(Spider):
     cursor_goes: ClassVar[str] = "up"
     #: Callback arguments that belong to the seed (not sent, needed by every page of it).
     seed_context: ClassVar[tuple[str, ...]] = ()
+    #: The data directory's ledger, opened in :meth:`from_crawler`.
+    ledger: Ledger
 
     def __init__(self, *args: Any, fresh: str | bool = False, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - {"name"})
@@ -140,7 +142,7 @@ class ApiSpider(Spider):
         check_configuration(settings)
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> ApiSpider:
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.arguments = dict(kwargs)
         spider.validate(crawler.settings)
@@ -183,7 +185,7 @@ class ApiSpider(Spider):
         """How many seeds this crawl has, for the progress bar (None: not known cheaply)."""
         return None
 
-    def api_request(self, seed: str, body: dict[str, Any], **context: Any) -> JsonRequest:
+    def api_request(self, seed: str, body: dict[str, Any], **context: Any) -> Request:
         return JsonRequest(
             self.url,
             data=body,
@@ -195,7 +197,7 @@ class ApiSpider(Spider):
 
     def resume_request(
         self, seed: str, body: dict[str, Any], cursor: int, search_id: str | None, **context: Any
-    ) -> JsonRequest:
+    ) -> Request:
         """The first request of a seed that an earlier run left half done."""
         return self.api_request(seed, {**body, "cursor": cursor}, **context)
 
@@ -232,12 +234,13 @@ class ApiSpider(Spider):
     async def parse_page(self, response: Response, seed: str, **context: Any) -> list[Any]:
         collected_at = collection_time()
         try:
-            payload = response.json()
-        except (ValueError, AttributeError):  # not JSON (AttributeError: not even text)
+            payload = api.answer_json(response)
+        except ValueError:
             return self.fail(seed, f"HTTP {response.status} answer is not JSON")
         problem = self.page_error(response, payload)
         if problem:
             return self.fail(seed, problem)
+        assert response.request is not None
         body = json.loads(response.request.body)
         try:  # the whole page is checked before any of it is stored
             data = api.page_data(payload)
@@ -282,7 +285,7 @@ class ApiSpider(Spider):
     async def on_error(self, failure: Failure) -> list[Any]:
         request = failure.request  # type: ignore[attr-defined]
         seed = request.cb_kwargs["seed"]
-        if failure.check(HttpError):
+        if isinstance(failure.value, HttpError):
             response = failure.value.response
             code, message = json_error(response)
             handled = await self.on_api_error(request, response, code, message)
@@ -479,6 +482,7 @@ class SeedFeedSpider(ApiSpider):
             if not given:
                 candidates = [default_feed(settings["TIKTOK_DATA_DIR"], name) for name in self.seed_feeds]
                 self.seed_path = next((path for path in candidates if path.is_file()), candidates[-1])
+            assert self.seed_path is not None
             if not given and self.seed_feed_comes_later and not self.seed_path.is_file():
                 return  # an earlier stage of the study writes it; checked when this stage's turn comes
             try:
@@ -597,6 +601,6 @@ class UserListSpider(UserSeedSpider):
                 {"username": username, "max_count": api.MAX_COUNT} if self.paginated else {"username": username},
             )
 
-    def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Any]:
+    def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[Any]:
         for record in api.first_list(data, self.response_keys):
             yield self.item_class(**known_fields(self.item_class, {**record, "seed_username": body["username"]}))

@@ -127,6 +127,6 @@ class CommentsSpider(CommentListSpider):
         for video_id in self.seed_stream():
             yield str(video_id), self.first_body(video_id)
 
-    def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Comment]:
+    def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[Comment]:
         for record in api.first_list(data, ("comments",)):
             yield Comment(**known_fields(Comment, {"video_id": body["video_id"], **record}))

@@ -64,7 +64,7 @@ class PlaylistsSpider(SeedFeedSpider):
             return None
         return super().next_body(data, body)
 
-    def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Any]:
+    def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[Any]:
         start = body.get("cursor") or 0
         if start == 0:
             yield Playlist(**known_fields(Playlist, data))

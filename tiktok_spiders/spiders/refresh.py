@@ -17,7 +17,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from scrapy import Request
 from scrapy.http import JsonRequest
@@ -46,9 +46,14 @@ class RefreshSpider(ApiSpider):
     name = "refresh"
     kinds = ()  # it stores nothing: it removes
     seed_noun = "check"
+    refreshes: Refreshes
+    #: The refresh this crawl works on (once its seeds are first read), what it purged and found gone.
+    refresh_id: int | None
+    purged: Counter[str]
+    gone: Counter[str]
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> RefreshSpider:
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.refreshes = Refreshes(spider.ledger)
         spider.refresh_id = None
@@ -123,13 +128,13 @@ class RefreshSpider(ApiSpider):
     def _data(self, response: Response, seed: str) -> dict[str, Any] | None:
         """The answer's data, or None after failing the seed with the reason."""
         try:
-            payload = response.json()
+            payload = api.answer_json(response)
             problem = self.page_error(response, payload)
             if problem:
                 self.fail(seed, problem)
                 return None
             return api.page_data(payload)
-        except (ValueError, AttributeError):
+        except ValueError:
             self.fail(seed, f"HTTP {response.status} answer is not JSON")
         except api.BadAnswer as error:
             self.fail(seed, f"HTTP {response.status} answer of an unexpected shape: {error}")
@@ -209,6 +214,7 @@ class RefreshSpider(ApiSpider):
 
     def _profile_checked(self, seed: str, available: bool) -> list[Any]:
         username = seed.split(f"/{USER}/", 1)[1]
+        assert self.refresh_id is not None
         try:
             self.refreshes.user_answered(self.refresh_id, username, available)
             self.ledger.finish_page(self.name, seed, cursor=None, search_id=None, has_more=False)

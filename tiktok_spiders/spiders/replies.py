@@ -62,7 +62,8 @@ class RepliesSpider(CommentListSpider):
         parent = self.ledger.record(COMMENTS.feed, str(comment_id))
         return as_int(parent.get("video_id")) if parent else None
 
-    def parse_records(self, data: dict[str, Any], body: dict[str, Any], video_id: int | None = None) -> Iterable[Reply]:
+    def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[Reply]:
+        video_id = context.get("video_id")
         for record in api.first_list(data, ("comments",)):
             sent = {key: value for key, value in known_fields(Reply, record).items() if value is not None}
             # what the API sends wins; the parent's video and id fill in what it leaves out

@@ -30,5 +30,5 @@ class UsersSpider(UserSeedSpider):
         for username in self.seed_stream():
             yield username, {"username": username}
 
-    def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[User]:
+    def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[User]:
         yield User(**known_fields(User, {**data, "username": body["username"]}))

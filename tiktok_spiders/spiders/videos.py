@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tiktok_spiders import api
 from tiktok_spiders.items import VIDEOS, Video, known_fields
@@ -140,7 +140,7 @@ class VideosSpider(ApiSpider):
         return len(self.windows())
 
     @classmethod
-    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> VideosSpider:
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         for text in spider.notes:
             note(text)
@@ -191,12 +191,14 @@ class VideosSpider(ApiSpider):
             "window_days": self.window_days,
         }
 
-    def resume_request(self, seed: str, body: dict[str, Any], cursor: int, search_id: str | None) -> Any:
+    def resume_request(
+        self, seed: str, body: dict[str, Any], cursor: int, search_id: str | None, **context: Any
+    ) -> Any:
         request = self.api_request(seed, {**body, "cursor": cursor, "search_id": search_id})
         request.meta[RESUMED_SEARCH] = True
         return request
 
-    def parse_records(self, data: dict[str, Any], body: dict[str, Any]) -> Iterable[Video]:
+    def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[Video]:
         for record in api.first_list(data, ("videos",)):
             yield Video(**known_fields(Video, record))
 
