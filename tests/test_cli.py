@@ -7,9 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from scrapy.settings import Settings
 
-from tests.conftest import STUDY_ARGS, cli_env, read_jsonl, scrapy_cli, spider_args
+from tests.conftest import STUDY_ARGS, cli_env, read_jsonl, scrapy_cli, settings_for, spider_args
 from tiktok_spiders.emulator import DEMO_CLIENT_SECRET, Emulator, Faults
+from tiktok_spiders.spiders.base import BadArgument
+from tiktok_spiders.spiders.videos import VideosSpider
 
 VIDEO_ARGS = {"hashtags": "climate", "start_date": "2024-01-01", "end_date": "2024-01-20"}
 
@@ -36,43 +39,53 @@ def data_dir(tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        ({**VIDEO_ARGS, "query": "{not json"}, "not valid JSON"),
-        ({**VIDEO_ARGS, "query": "missing-query.json"}, "query file missing-query.json does not exist"),
-        ({**VIDEO_ARGS, "fields": "id,favourites_count"}, "unknown field 'favourites_count'"),
-        (
-            {
-                **VIDEO_ARGS,
-                "query": '{"and": [{"field_name": "hashtag_name", "operation": "LIKE", "field_values": ["x"]}]}',
-            },
-            "unknown operation 'LIKE'",
-        ),
-        (
-            {**VIDEO_ARGS, "query": '{"and": [{"field_name": "hashtags", "operation": "IN", "field_values": ["x"]}]}'},
-            "unknown field_name 'hashtags'",
-        ),
-        ({**VIDEO_ARGS, "regions": "US,UK"}, "unknown region code 'UK' (use GB)"),
-        (
-            {
-                **VIDEO_ARGS,
-                "query": '{"and": [{"field_name": "region_code", "operation": "EQ", "field_values": ["US", "GB"]}]}',
-            },
-            "operation EQ must have one field value",
-        ),
-        ({**VIDEO_ARGS, "end_date": "2023-12-31"}, "end_date 2023-12-31 is before start_date 2024-01-01"),
-        ({**VIDEO_ARGS, "start_date": "2024-13-01"}, "start_date '2024-13-01' is not a date"),
-        ({"hashtags": "climate", "start_date": "2024-01-01"}, "end_date is required"),
-        ({"start_date": "2024-01-01", "end_date": "2024-01-02"}, "say what to collect"),
-        ({**VIDEO_ARGS, "window_days": "31"}, "window_days must be between 1 and 30"),
-        ({**VIDEO_ARGS, "hashtag": "climate"}, "unknown argument 'hashtag'"),
-    ],
-)
-def test_bad_video_arguments(emulator: Emulator, data_dir: Path, arguments: dict, message: str) -> None:
+BAD_VIDEO_ARGUMENTS = [
+    ({**VIDEO_ARGS, "query": "{not json"}, "not valid JSON"),
+    ({**VIDEO_ARGS, "query": "missing-query.json"}, "query file missing-query.json does not exist"),
+    ({**VIDEO_ARGS, "fields": "id,favourites_count"}, "unknown field 'favourites_count'"),
+    (
+        {
+            **VIDEO_ARGS,
+            "query": '{"and": [{"field_name": "hashtag_name", "operation": "LIKE", "field_values": ["x"]}]}',
+        },
+        "unknown operation 'LIKE'",
+    ),
+    (
+        {**VIDEO_ARGS, "query": '{"and": [{"field_name": "hashtags", "operation": "IN", "field_values": ["x"]}]}'},
+        "unknown field_name 'hashtags'",
+    ),
+    ({**VIDEO_ARGS, "regions": "US,UK"}, "unknown region code 'UK' (use GB)"),
+    (
+        {
+            **VIDEO_ARGS,
+            "query": '{"and": [{"field_name": "region_code", "operation": "EQ", "field_values": ["US", "GB"]}]}',
+        },
+        "operation EQ must have one field value",
+    ),
+    ({**VIDEO_ARGS, "end_date": "2023-12-31"}, "end_date 2023-12-31 is before start_date 2024-01-01"),
+    ({**VIDEO_ARGS, "start_date": "2024-13-01"}, "start_date '2024-13-01' is not a date"),
+    ({"hashtags": "climate", "start_date": "2024-01-01"}, "end_date is required"),
+    ({"start_date": "2024-01-01", "end_date": "2024-01-02"}, "say what to collect"),
+    ({**VIDEO_ARGS, "window_days": "31"}, "window_days must be between 1 and 30"),
+    ({**VIDEO_ARGS, "hashtag": "climate"}, "unknown argument 'hashtag'"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "message"), BAD_VIDEO_ARGUMENTS)
+def test_bad_video_arguments_are_one_sentence(
+    emulator: Emulator, data_dir: Path, arguments: dict, message: str
+) -> None:
+    """What ``scrapy crawl`` checks before anything runs, in-process (the test below runs the command)."""
+    with pytest.raises(BadArgument) as raised:
+        VideosSpider.check(Settings(settings_for(emulator, data_dir)), **arguments)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_bad_input_is_exit_status_2_one_line_and_writes_nothing(emulator: Emulator, data_dir: Path) -> None:
     before = snapshot(data_dir.parent)
-    done = scrapy_cli(data_dir.parent, cli_env(emulator, data_dir), "crawl", "videos", *spider_args(arguments))
-    assert_one_line_error(done, message)
+    for arguments, message in (BAD_VIDEO_ARGUMENTS[0], BAD_VIDEO_ARGUMENTS[-1]):
+        done = scrapy_cli(data_dir.parent, cli_env(emulator, data_dir), "crawl", "videos", *spider_args(arguments))
+        assert_one_line_error(done, message)
     assert snapshot(data_dir.parent) == before
 
 
@@ -94,12 +107,22 @@ def test_missing_credentials(emulator: Emulator, data_dir: Path) -> None:
         ("followers", {}, "-a users=PATH"),
     ],
 )
-def test_missing_seed_file(emulator: Emulator, tmp_path: Path, spider: str, arguments: dict, hint: str) -> None:
+def test_a_missing_seed_file_says_which_argument_names_another(
+    emulator: Emulator, tmp_path: Path, spider: str, arguments: dict, hint: str
+) -> None:
+    from scrapy.spiderloader import SpiderLoader
+
+    settings = Settings(settings_for(emulator, tmp_path))
+    with pytest.raises(BadArgument) as raised:
+        SpiderLoader.from_settings(settings).load(spider).check(settings, **arguments)
+    assert "does not exist" in str(raised.value) and hint in str(raised.value)
+
+
+def test_a_missing_seed_file_is_exit_status_2_and_writes_nothing(emulator: Emulator, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    done = scrapy_cli(tmp_path, cli_env(emulator, empty), "crawl", spider, *spider_args(arguments))
+    done = scrapy_cli(tmp_path, cli_env(emulator, empty), "crawl", "comments")
     assert_one_line_error(done, "does not exist")
-    assert hint in done.stderr
     assert list(empty.iterdir()) == []
 
 
