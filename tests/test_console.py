@@ -170,3 +170,11 @@ def test_hashtags_and_usernames_with_their_signs_are_taken_with_a_note(emulator:
                "-a", "start_date=2024-01-01", "-a", "end_date=2024-01-02")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "'#climate' is sent as 'climate'" in done.stderr and "'@nobody' is sent as 'nobody'" in done.stderr
+
+
+def test_the_command_says_what_it_does_and_a_typo_is_one_line(tmp_path: Path) -> None:
+    done = run(tmp_path, "--help")
+    assert done.returncode == 0 and "study" in done.stdout and "genspider" not in done.stdout
+    done = run(tmp_path, "stduy", "climate.toml")
+    assert done.returncode == 2 and done.stderr.startswith("error: unknown command 'stduy' (one of: study,")
+    assert len(done.stderr.splitlines()) == 1

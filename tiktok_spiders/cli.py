@@ -17,9 +17,32 @@ from __future__ import annotations
 import os
 import sys
 
+#: The commands a researcher runs, with what each does (``scrapy``'s own are left out).
+COMMANDS = {
+    "study": "run the stages of a study file in order, resumably (--plan: what it will cost)",
+    "crawl": "run one stage: crawl SPIDER -a name=value ...",
+    "tables": "write the feeds as typed, joined Parquet, CSV or DuckDB tables",
+    "report": "write the study's report: one HTML file with plots, readable offline",
+    "refresh": "check every stored record against the API and purge what is gone",
+    "list": "the spiders (stages) there are",
+    "sandbox": "run the Research API emulator (--help for its options)",
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
+    return "usage: tiktok-spiders COMMAND [options]   (COMMAND -h for its options)\n\n" + "\n".join(lines)
+
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        sys.exit(0)
+    if argv[0] not in COMMANDS and argv[0] not in ("settings", "version"):
+        print(f"error: unknown command {argv[0]!r} (one of: {', '.join(COMMANDS)})", file=sys.stderr)
+        sys.exit(2)
     if argv[:1] == ["sandbox"]:
         from tiktok_spiders.emulator.__main__ import main as sandbox
 

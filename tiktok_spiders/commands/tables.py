@@ -40,7 +40,7 @@ class Command(ScrapyCommand):
         return "[TABLE ...] [options]"
 
     def short_desc(self) -> str:
-        return "Write a study's feeds as typed, joined CSV or Parquet tables"
+        return "Write a study's feeds as typed, joined Parquet, CSV or DuckDB tables"
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
