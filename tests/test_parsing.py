@@ -78,8 +78,8 @@ def test_half_an_emoji_is_replaced_so_the_record_can_be_stored(pipeline: Validat
     ledger = Ledger(tmp_path)
     for item in items:
         assert ledger.add_record(kind.feed, kind.key(vars(item)), vars(item))
-    assert write_feed(ledger, kind, tmp_path / "videos.jsonl", "jsonl") == 27
-    assert write_feed(ledger, kind, tmp_path / "videos.csv", "csv") == 27
+    assert write_feed(ledger, kind, tmp_path / "videos.jsonl", "jsonl").records == 27
+    assert write_feed(ledger, kind, tmp_path / "videos.csv", "csv").records == 27
     assert "CUT \ufffd HERE" in (tmp_path / "videos.csv").read_text(encoding="utf-8")
 
 
@@ -205,7 +205,7 @@ def test_the_csv_feed_is_what_scrapys_csv_exporter_writes(pipeline: ValidationPi
     ledger = Ledger(tmp_path)
     for item in items:
         ledger.add_record(kind.feed, kind.key(vars(item)), vars(item))
-    assert write_feed(ledger, kind, tmp_path / "ours.csv", "csv") == len(items)
+    assert write_feed(ledger, kind, tmp_path / "ours.csv", "csv").records == len(items)
 
     with (tmp_path / "scrapys.csv").open("wb") as handle:
         exporter = JsonCells(handle, fields_to_export=[field.name for field in fields(Video)])

@@ -7,6 +7,7 @@ study do: comments and users are seeded from the videos feed the first test wrot
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,43 @@ async def test_seeds_are_read_as_slots_free_not_all_at_once(emulator: Emulator, 
     assert len(read_jsonl(tmp_path / "users.jsonl")) + len(read_jsonl(tmp_path / "users_unavailable.jsonl")) == len(
         usernames
     )
+
+
+@deferred_f_from_coro_f
+async def test_a_feed_grows_by_what_is_new_and_reads_as_a_whole_rewrite_would(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tiktok_spiders.extensions.export import write_feed
+    from tiktok_spiders.items import COMMENTS
+    from tiktok_spiders.ledger import Ledger
+
+    caplog.set_level(logging.INFO, logger="tiktok_spiders.extensions.export")
+    settings = settings_for(emulator, tmp_path)
+    corpus = emulator.corpus
+    videos = [str(v["id"]) for v in corpus.videos if v["comment_count"] and v["id"] not in corpus.hidden]
+    await crawl(CommentsSpider, settings, video_ids=",".join(videos[:15]))
+    before = {fmt: (tmp_path / f"comments.{fmt}").read_bytes() for fmt in ("jsonl", "csv")}
+    caplog.clear()
+    await crawl(CommentsSpider, settings, video_ids=",".join(videos[:30]))  # 15 new videos
+    grew = [r.getMessage() for r in caplog.records if "added to the feed" in r.getMessage()]
+    assert len(grew) == 2, "both feeds grew instead of being written whole"
+    ledger = Ledger(tmp_path)
+    for fmt in ("jsonl", "csv"):
+        grown = (tmp_path / f"comments.{fmt}").read_bytes()
+        assert grown.startswith(before[fmt]) and len(grown) > len(before[fmt])
+        whole = tmp_path / "whole" / f"comments.{fmt}"
+        whole.parent.mkdir(exist_ok=True)
+        assert not write_feed(ledger, COMMENTS, whole, fmt).grown
+        assert grown == whole.read_bytes(), "the same bytes as a whole rewrite"
+    ledger.close()
+
+    # a changed file, or records deleted since (fresh=true, a purge), is written whole again
+    (tmp_path / "comments.csv").write_bytes(before["csv"])
+    caplog.clear()
+    await crawl(CommentsSpider, settings, video_ids=",".join(videos[:31]))
+    written = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Wrote")]
+    assert any(line.endswith("comments.csv (written whole)") for line in written), written
+    assert any("comments.jsonl (" in line and line.endswith("added to the feed)") for line in written), written
+    await crawl(CommentsSpider, settings, video_ids=",".join(videos[:5]), fresh="true")
+    ids = [c["id"] for c in read_jsonl(tmp_path / "comments.jsonl")]
+    assert sorted(ids) == sorted(c["id"] for c in emulator.corpus.expected_comments(videos[:5]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -53,6 +54,24 @@ def atomic_path(path: Path, *, private: bool = True) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
+
+
+def copy_into(source: Path, handle: IO[str]) -> None:
+    """Copy a file's bytes into an open text file, by the kernel where it can (no decoding)."""
+    handle.flush()
+    with source.open("rb") as reader:
+        size = os.fstat(reader.fileno()).st_size
+        offset = 0
+        try:
+            while offset < size:
+                sent = os.sendfile(handle.fileno(), reader.fileno(), offset, size - offset)
+                if sent == 0:
+                    break
+                offset += sent
+        except OSError:  # no sendfile between these files: copy what is left in user space
+            reader.seek(offset)
+            shutil.copyfileobj(reader, handle.buffer, 1 << 20)  # type: ignore[attr-defined]
+    handle.seek(0, os.SEEK_END)
 
 
 @contextlib.contextmanager

@@ -96,6 +96,15 @@ CREATE TABLE IF NOT EXISTS refresh_users (
     username TEXT NOT NULL,
     PRIMARY KEY (refresh, username)
 );
+CREATE TABLE IF NOT EXISTS feeds (
+    path TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    last_rowid INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    deletions INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS gone (
     category TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -271,9 +280,41 @@ class Ledger:
 
     def record_lines(self, kind: str) -> Iterator[str]:
         """Stored records of a kind as JSON text, in the order they were first stored, streamed."""
-        rows = self._db.execute("SELECT data FROM records WHERE kind = ? ORDER BY rowid", (kind,))
-        for (data,) in rows:
+        for _, data in self.record_rows(kind):
             yield data
+
+    def record_rows(self, kind: str, after: int = 0) -> Iterator[tuple[int, str]]:
+        """``(rowid, JSON text)`` of a kind's records stored after ``after``, in order, streamed."""
+        if after:  # a few new rows: walk the rowids after the last one written
+            query = "SELECT rowid, data FROM records WHERE rowid > ? AND kind = ? ORDER BY rowid"
+            yield from self._db.execute(query, (after, kind))
+        else:  # a whole feed: the kind's rows through its index, as before
+            yield from self._db.execute("SELECT rowid, data FROM records WHERE kind = ? ORDER BY rowid", (kind,))
+
+    # -- feeds: what each was written from, so a feed grows by what is new ----------------
+
+    def deletions(self) -> int:
+        """How many times records were deleted (fresh starts, purges): a feed written before holds them."""
+        return int(self.meta("deletions") or 0)
+
+    def records_deleted(self) -> None:
+        """Count a deletion, staged with it: every feed is written whole next time."""
+        self._db.execute(
+            "INSERT INTO meta VALUES ('deletions', '1') ON CONFLICT (name) DO UPDATE SET value = value + 1"
+        )
+
+    def feed_state(self, path: str) -> tuple[str, int, int, int, int, int] | None:
+        """``(kind, last_rowid, count, size, mtime_ns, deletions)`` of a feed as last written."""
+        return self._db.execute(
+            "SELECT kind, last_rowid, count, size, mtime_ns, deletions FROM feeds WHERE path = ?", (path,)
+        ).fetchone()
+
+    def feed_written(self, path: str, kind: str, last_rowid: int, count: int, size: int, mtime_ns: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO feeds VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (path, kind, last_rowid, count, size, mtime_ns, self.deletions()),
+        )
+        self._commit()
 
     def records(self, kind: str) -> Iterator[dict[str, Any]]:
         """Stored records of a kind, in the order they were first stored, streamed."""
@@ -347,6 +388,7 @@ class Ledger:
         self._db.execute("DELETE FROM seeds WHERE spider = ?", (spider,))
         for kind in kinds:
             self._db.execute("DELETE FROM records WHERE kind = ?", (kind,))
+        self.records_deleted()
         self._commit()
 
     # -- runs -----------------------------------------------------------------------

@@ -234,6 +234,8 @@ class Refreshes:
         for statement in DELETIONS:
             purged.update(kind for (kind,) in db.execute(statement).fetchall())
         db.execute("DELETE FROM gone")
+        if purged:
+            self.ledger.records_deleted()
         if refresh is not None:
             self._count(refresh, "purged", dict(purged))
         self.ledger.commit()
