@@ -128,7 +128,7 @@ def quiet_logging(settings: Settings) -> RunLog | None:
     settings.set("LOG_ENABLED", False, priority="cmdline")  # Scrapy's own stderr handler: off
     run_log = RunLog(settings)
     root = logging.getLogger()
-    root.setLevel(logging.DEBUG)
+    root.setLevel(min(run_log.level, logging.INFO))  # below LOG_LEVEL nothing is even formatted
     root.addHandler(run_log)
     root.addHandler(TerminalHandler())
     return run_log
