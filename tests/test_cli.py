@@ -14,6 +14,8 @@ from tiktok_spiders.emulator import DEMO_CLIENT_SECRET, Emulator, Faults
 from tiktok_spiders.spiders.base import BadArgument
 from tiktok_spiders.spiders.videos import VideosSpider
 
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
+
 VIDEO_ARGS = {"hashtags": "climate", "start_date": "2024-01-01", "end_date": "2024-01-20"}
 
 

@@ -19,6 +19,8 @@ from tests.conftest import STUDY_ARGS, cli_env, request_log
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
 
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
+
 COMMAND = Path(sys.executable).with_name("tiktok-spiders")
 STUDY_FILE = """[study]
 stages = ["videos", "comments", "replies", "users"]

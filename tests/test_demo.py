@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
 
 def test_the_demo_study_runs_every_stage(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ import pytest
 from tests.conftest import scrapy_cli
 from tiktok_spiders import tables
 
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
+
 INT64_MAX = 2**63 - 1
 RNG = random.Random(63)
 

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from tests.conftest import STUDY_ARGS, STUDY_QUERY, cli_env, crawl, read_jsonl, scrapy_cli, settings_for
@@ -15,6 +16,8 @@ from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, Emulato
 from tiktok_spiders.query import Query
 from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.videos import VideosSpider
+
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
 
 def utc(text: str) -> datetime:

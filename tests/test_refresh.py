@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from tests.conftest import cli_env, crawl, read_jsonl, request_log, scrapy_cli, settings_for
@@ -25,6 +26,8 @@ from tiktok_spiders.spiders.refresh import MAX_TASK_ATTEMPTS, RefreshSpider
 from tiktok_spiders.spiders.replies import RepliesSpider
 from tiktok_spiders.spiders.users import UsersSpider
 from tiktok_spiders.spiders.videos import VideosSpider
+
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
 SMALL_STUDY = {"hashtags": "climate,vote,fyp", "start_date": "2024-01-01", "end_date": "2024-01-20"}
 FAST_POLLS = {"TIKTOK_COMPLIANCE_POLL_SECONDS": 0.01}

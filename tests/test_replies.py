@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from tests.conftest import cli_env, crawl, read_jsonl, request_log, scrapy_cli, settings_for, spider_args
@@ -14,6 +15,8 @@ from tiktok_spiders import api, tables
 from tiktok_spiders.emulator import Emulator, Faults
 from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.replies import RepliesSpider
+
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
 
 def some_videos(emulator: Emulator, count: int = 25) -> list[int]:

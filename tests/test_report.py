@@ -14,6 +14,8 @@ from tests.conftest import cli_env, read_jsonl, scrapy_cli
 from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.report import SECTIONS
 
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
+
 STUDY = {"hashtags": "climate,vote", "start_date": "2024-01-01", "end_date": "2024-02-15"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

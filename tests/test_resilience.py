@@ -36,6 +36,8 @@ from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.users import UsersSpider
 from tiktok_spiders.spiders.videos import VideosSpider
 
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
+
 
 def ids(path: Path, key: str = "id") -> list:
     return [record[key] for record in read_jsonl(path)]

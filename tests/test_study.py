@@ -26,6 +26,8 @@ from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.users import UsersSpider
 from tiktok_spiders.spiders.videos import VideosSpider
 
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
+
 
 def without_nul(record: dict) -> dict:
     return {key: value.replace("\x00", "") if isinstance(value, str) else value for key, value in record.items()}

@@ -10,9 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import STUDY_DATES, STUDY_QUERY, cli_env, read_jsonl, request_log, scrapy_cli
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
+
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
 STUDY = """
 [study]

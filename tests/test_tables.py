@@ -17,6 +17,8 @@ from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.users import UsersSpider
 from tiktok_spiders.spiders.videos import VideosSpider
 
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
+
 
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

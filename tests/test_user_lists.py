@@ -17,6 +17,8 @@ from tiktok_spiders.spiders.pinned_videos import PinnedVideosSpider
 from tiktok_spiders.spiders.playlists import PlaylistsSpider
 from tiktok_spiders.spiders.reposted_videos import RepostedVideosSpider
 
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
+
 SPIDERS = [
     (FollowersSpider, "followers", "username"),
     (FollowingSpider, "following", "username"),

@@ -38,6 +38,8 @@ from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.ledger import FILENAME, Ledger
 from tiktok_spiders.spiders.videos import VideosSpider
 
+pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
+
 ONE_WINDOW = {"hashtags": "climate", "start_date": "2024-01-01", "end_date": "2024-01-05", "window_days": "30"}
 
 
