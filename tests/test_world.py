@@ -345,7 +345,7 @@ def test_rejected_credentials_leave_nothing_behind(emulator: Emulator, tmp_path:
 
 
 def test_two_crawls_on_one_data_directory_the_second_is_refused(fresh_emulator: Emulator, tmp_path: Path) -> None:
-    fresh_emulator.faults.latency = 0.3
+    fresh_emulator.faults.latency = 5.0  # the first crawl is still running when the second starts, however slow
     env = cli_env(fresh_emulator, tmp_path / "data")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")}
     full_env.update(env, SCRAPY_SETTINGS_MODULE="tiktok_spiders.settings")
@@ -363,6 +363,7 @@ def test_two_crawls_on_one_data_directory_the_second_is_refused(fresh_emulator: 
         second = scrapy_cli(tmp_path, env, "crawl", "comments", "-a", "video_ids=1")
         assert_one_line_error(second, f"is in use by process {first.pid}")
     finally:
+        fresh_emulator.faults.latency = 0.0
         assert first.wait(timeout=120) == 0
     again = scrapy_cli(tmp_path, env, "crawl", "videos", *spider_args(STUDY_ARGS))
     assert again.returncode == 0  # the lock went with the process
