@@ -1,8 +1,9 @@
 """Feeds as views of the ledger, and the provenance manifest, written when a spider closes.
 
-Each kind of record a spider stores is written whole — ``<data dir>/<kind>.jsonl``
-and ``.csv`` — to a temporary file that is then renamed, so a reader never sees
-half a file and a resumed run never appends a duplicate.  JSON Lines are the
+Each kind of record a spider stores is written — ``<data dir>/<kind>.jsonl`` and
+``.csv`` — to a temporary file that is then renamed, so a reader never sees half a
+file; a feed unchanged since it was written grows by the records stored after it
+(:func:`write_feed`), else it is written whole, each record once.  JSON Lines are the
 ledger's own JSON text, copied; CSV rows are what Scrapy's ``CsvItemExporter``
 writes, with lists and objects as JSON text.
 ``-o`` / ``-O`` (the ``FEEDS`` setting) replace these default feeds, as in any
