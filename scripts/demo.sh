@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A whole demo study (videos -> comments -> users) against the bundled emulator, in ./demo-data.
+# A whole demo study against the bundled emulator, in ./demo-data: every stage, then a refresh, then the tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
