@@ -214,3 +214,18 @@ def test_the_csv_feed_is_what_scrapys_csv_exporter_writes(pipeline: ValidationPi
             exporter.export_item(json.loads(json.dumps(vars(item))))  # as stored: JSON types
         exporter.finish_exporting()
     assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "scrapys.csv").read_bytes()
+
+
+def test_compliance_answers_are_read_as_sent() -> None:
+    """Undocumented details read leniently: the file's separators, the task id's JSON type."""
+    from tiktok_spiders.purge import Task
+    from tiktok_spiders.spiders.refresh import sent_back, valid_ids
+
+    assert valid_ids(b"1\n22\r\n333\n") == {"1", "22", "333"}
+    assert valid_ids(b"\xef\xbb\xbf1, 22,333") == {"1", "22", "333"}  # a BOM, commas
+    assert valid_ids(b"") == set()  # nothing valid any more
+    assert valid_ids(b'{"error": "x"}') is None
+    task = Task(1, "video", 0, 10, json.dumps(12345678910987654321))
+    assert sent_back(task) == 12345678910987654321  # beyond int64, still a number
+    task.task_id = json.dumps("12345678910")
+    assert sent_back(task) == "12345678910"  # a string stays a string

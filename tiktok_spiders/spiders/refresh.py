@@ -13,6 +13,8 @@ re-run after a stop continues the same refresh, polling the same tasks.
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
@@ -119,8 +121,7 @@ class RefreshSpider(ApiSpider):
         )
 
     def status_request(self, seed: str, task: Task, polls: int) -> JsonRequest:
-        assert task.task_id is not None
-        body = {"task_id": int(task.task_id)}  # sent back exactly as received (it may exceed int64)
+        body = {"task_id": sent_back(task)}
         return self._request(api.COMPLIANCE_STATUS_PATH, seed, body, self.on_status, task=task, polls=polls)
 
     # -- answers ----------------------------------------------------------------------------
@@ -145,10 +146,11 @@ class RefreshSpider(ApiSpider):
         if data is None:
             return []
         task_id = data.get("task_id")
-        if isinstance(task_id, bool) or not isinstance(task_id, int):
+        if isinstance(task_id, bool) or not isinstance(task_id, int | str) or not str(task_id).isdigit():
             return self.fail(seed, f"the API created a task without a numeric task_id ({task_id!r})")
         try:
-            self.refreshes.task_created(task, str(task_id))
+            # kept as its JSON text: a number stays a number (it may exceed int64), a string a string
+            self.refreshes.task_created(task, json.dumps(task_id))
         except LedgerWriteError as error:
             return self.stop_writing(error)
         self.crawler.stats.inc_value("tiktok/refresh/tasks_created")
@@ -166,12 +168,11 @@ class RefreshSpider(ApiSpider):
         data = self._data(response, seed)
         if data is None:
             return []
-        status = data.get("task_status")
+        status = str(data.get("task_status") or "").strip().capitalize()  # as documented: "Completed"
         if status == api.TASK_PROCESSING:
             return await self._poll_later(seed, task, polls + 1)
         if status == api.TASK_COMPLETED:
-            assert task.task_id is not None
-            body = {"task_id": int(task.task_id)}
+            body = {"task_id": sent_back(task)}
             return [self._request(api.COMPLIANCE_DOWNLOAD_PATH, seed, body, self.on_download, task=task)]
         if status == api.TASK_FAILED:
             try:
@@ -182,18 +183,18 @@ class RefreshSpider(ApiSpider):
             if attempts >= MAX_TASK_ATTEMPTS:
                 return self.fail(seed, f"the API failed the compliance task {attempts} times")
             return [self.create_request(seed, task)]
-        return self.fail(seed, f"unknown task status {status!r}")
+        return self.fail(seed, f"unknown task status {data.get('task_status')!r}")
 
     async def on_download(self, response: Response, seed: str, task: Task) -> list[Any]:
         """The file of ids still valid (not the JSON envelope): the task's other ids are gone."""
         code, message = json_error(response)
         if code:
             return self.fail(seed, f"HTTP {response.status} {code}: {message} (no file of valid ids)")
-        lines = [line.strip() for line in response.body.decode("utf-8", "replace").splitlines() if line.strip()]
-        if not all(line.isdigit() for line in lines):
+        valid = valid_ids(response.body)
+        if valid is None:
             return self.fail(seed, "the file of valid ids holds something other than ids")
         try:
-            gone = self.refreshes.task_answered(task, set(lines))
+            gone = self.refreshes.task_answered(task, valid)
             self.ledger.finish_page(self.name, seed, cursor=None, search_id=None, has_more=False)
         except LedgerWriteError as error:
             return self.stop_writing(error)
@@ -288,3 +289,18 @@ class RefreshSpider(ApiSpider):
             f"  found gone in this run: {gone}; purged with what depends on it: {purged}",
             f"  compliance tasks created in this run: {created}",
         ]
+
+
+def sent_back(task: Task) -> Any:
+    """The task's id as the API sent it (an int of any size, or a string), for its status and file."""
+    assert task.task_id is not None
+    if task.task_id.isdigit():  # kept by an earlier version as plain digits: a number
+        return int(task.task_id)
+    return json.loads(task.task_id)
+
+
+def valid_ids(body: bytes) -> set[str] | None:
+    """The ids of a compliance task's file: one per line as the docs suggest, commas and blanks
+    between them taken too; None when it holds anything else."""
+    parts = [part for part in re.split(r"[\s,]+", body.decode("utf-8-sig", "replace")) if part]
+    return set(parts) if all(part.isdigit() for part in parts) else None
