@@ -57,8 +57,9 @@ class QuotaFile:
         salt = self._db.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()[0]
         self.key = fingerprint(client_key, salt)
 
-    def reserve(self, day: date, bucket: str, limit: int) -> bool:
-        """Count one request against ``day``'s ``limit``, unless it is reached (then False).
+    def reserve(self, day: date, bucket: str, limit: int) -> int | None:
+        """Count one request against ``day``'s ``limit``: the day's count with it, or None when
+        the limit is reached (nothing counted).
 
         Check and count are one statement inside one write transaction, so
         concurrent processes are serialised by SQLite's lock.
@@ -70,15 +71,16 @@ class QuotaFile:
                 "INSERT OR IGNORE INTO spent VALUES (?, ?, ?, 0)",
                 (self.key, day.isoformat(), bucket),
             )
-            changed = db.execute(
-                "UPDATE spent SET count = count + 1 WHERE key_fingerprint = ? AND day = ? AND bucket = ? AND count < ?",
+            counted = db.execute(
+                "UPDATE spent SET count = count + 1 WHERE key_fingerprint = ? AND day = ? AND bucket = ? AND count < ? "
+                "RETURNING count",
                 (self.key, day.isoformat(), bucket, limit),
-            ).rowcount
+            ).fetchone()
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-        return changed == 1
+        return counted[0] if counted else None
 
     def spent(self, day: date, bucket: str = "research") -> int:
         row = self._db.execute(

@@ -101,12 +101,12 @@ class DailyQuotaMiddleware:
         if is_stopping(self.crawler):  # the last gate before a request is paid for
             raise CrawlStopping("the crawl is stopping")
         self._check_room()
-        while not self.quota.reserve(utc_today(), bucket, limit):
+        while (spent := self.quota.reserve(utc_today(), bucket, limit)) is None:
             await self._quota_spent(f"Today's {limit} requests of this client key ({name}) are spent")
         self.ledger.count_request(utc_today(), bucket)
         self.crawler.stats.inc_value("tiktok/requests")
         if bucket == "research":  # for the progress bar
-            self.crawler.stats.set_value("tiktok/quota_left_today", limit - self.quota.spent(utc_today(), bucket))
+            self.crawler.stats.set_value("tiktok/quota_left_today", limit - spent)
 
     def _check_room(self) -> None:
         """Stop before paying for a page that could not be stored."""
