@@ -87,6 +87,13 @@ def test_a_partial_study_reports_what_is_missing(fresh_emulator: Emulator, tmp_p
     assert "No comments collected yet." in text and "No user profiles collected yet." in text
     assert "daily_quota_exhausted" in text  # the stage's outcome
 
+    few = tmp_path / "few fields"  # videos collected with only some of their fields
+    env = cli_env(fresh_emulator, few, TIKTOK_DAILY_REQUEST_LIMIT="100")
+    fields = ["-a", "fields=id,username", "-a", "start_date=2024-01-01", "-a", "end_date=2024-01-03"]
+    assert scrapy_cli(tmp_path, env, "crawl", "videos", "-a", "hashtags=climate", *fields).returncode == 0
+    page, _ = report_of(few, fresh_emulator)
+    assert page.sections == list(SECTIONS) and page.fetched == []
+
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install chromium) to render the report")
 def test_the_report_renders_in_a_headless_browser(emulator: Emulator, study: Path, tmp_path: Path) -> None:

@@ -102,6 +102,17 @@ def _log_histogram(values: pd.Series, title: str, unit: str) -> str:
     return figure.svg()
 
 
+def _with_columns(tables: Any, feed: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The feed's table with every column its records can have, the missing ones empty and typed."""
+    import pandas as pd
+
+    missing = [column for column in tables.FEED_COLUMNS.get(feed, []) if column not in frame]
+    if not missing:
+        return frame
+    empty = pd.DataFrame({column: [None] * len(frame) for column in missing}, index=frame.index, dtype=object)
+    return pd.concat([frame, tables.typed(empty)], axis=1)
+
+
 class Report:
     """The report of one data directory; :meth:`html` builds the page."""
 
@@ -112,7 +123,10 @@ class Report:
         self.settings = settings
         manifest = self.data_dir / "manifest.json"
         self.manifest = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
-        self.tables = tables.study_tables(self.data_dir)
+        # a feed collected with fewer fields (-a fields=...) lacks columns: they are empty here, not errors
+        self.tables = {
+            name: _with_columns(tables, name, frame) for name, frame in tables.study_tables(data_dir).items()
+        }
         self.ledger = Ledger(self.data_dir) if (self.data_dir / FILENAME).is_file() else None
 
     def close(self) -> None:
@@ -218,11 +232,14 @@ class Report:
             .size()
             .unstack(fill_value=0)
         )
-        figure = Figure("Videos per day, by region")
-        grouped.plot(ax=figure.axes, kind="area", stacked=True, linewidth=0)
-        figure.axes.set_xlabel("day posted (UTC)")
-        figure.axes.set_ylabel("videos")
-        parts.append(figure.svg())
+        if grouped.empty:
+            parts.append(_note("No create_time collected (the videos were asked without it)."))
+        else:
+            figure = Figure("Videos per day, by region")
+            grouped.plot(ax=figure.axes, kind="area", stacked=True, linewidth=0)
+            figure.axes.set_xlabel("day posted (UTC)")
+            figure.axes.set_ylabel("videos")
+            parts.append(figure.svg())
         hashtags = Counter(tag for tags in videos["hashtag_names"] if isinstance(tags, list) for tag in tags)
         if hashtags:
             common = hashtags.most_common(15)[::-1]

@@ -139,7 +139,7 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
         if kind == "int":
             frame[column] = _exact_ints(column, values)
         elif kind == "time":
-            frame[column] = _times(values).to_numpy()
+            frame[column] = _times(values).set_axis(frame.index)  # UTC-aware even when all empty
         elif kind == "bool":
             frame[column] = pd.array(
                 [

@@ -38,11 +38,16 @@ class Command(ScrapyCommand):
             print(f"error: data directory {data_dir} does not exist", file=sys.stderr)
             self.exitcode = 2
             return
-        report = Report(data_dir, self.settings)
         try:
-            page = report.html()
-        finally:
-            report.close()
+            report = Report(data_dir, self.settings)
+            try:
+                page = report.html()
+            finally:
+                report.close()
+        except (ValueError, KeyError, OSError) as error:  # a feed that cannot be read, as `tables` says it
+            print(f"error: {error}", file=sys.stderr)
+            self.exitcode = 2
+            return
         path = Path(opts.output) if opts.output else data_dir / "report.html"
         try:
             with atomic_write(path, private=self.settings.getbool("TIKTOK_PRIVATE_FILES")) as handle:
