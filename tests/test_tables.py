@@ -11,7 +11,7 @@ import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from tests.conftest import STUDY_ARGS, cli_env, crawl, read_jsonl, scrapy_cli, settings_for
-from tiktok_spiders import codebook, tables
+from tiktok_spiders import codebook, table_writer, tables
 from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.users import UsersSpider
@@ -78,6 +78,32 @@ def test_tables_round_trip(study_dir: Path, tmp_path: Path, fmt: str) -> None:
         if fmt == "csv":  # CSV cannot tell an empty string from a missing one
             frame = frame.assign(**{c: frame[c].fillna("") for c in frame.columns if frame[c].dtype == "str"})
         pd.testing.assert_frame_equal(back, frame)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_tables_written_a_few_rows_at_a_time_are_the_tables_of_whole_frames(
+    study_dir: Path, tmp_path: Path, fmt: str
+) -> None:
+    study = tables.study_tables(study_dir)
+    staging = tmp_path / "staging.duckdb"
+    with table_writer.StudyDatabase(staging, chunk_rows=7) as staged:
+        table_writer.stage_study(staged, tables.study_feeds(study_dir), list(study))
+        for name, frame in study.items():
+            chunked, whole = tmp_path / f"{name}.{fmt}", tmp_path / "whole" / f"{name}.{fmt}"
+            rows, columns = table_writer.write_table(staged, name, chunked, fmt)
+            assert (rows, columns) == frame.shape and rows > 7, name
+            pd.testing.assert_frame_equal(tables.read_table(chunked), tables.read_table(tables.export(frame, whole)))
+            if fmt == "csv":
+                assert chunked.read_bytes() == whole.read_bytes(), name
+    assert not list(tmp_path.glob("staging*")), "the staging database outlives the run"
+
+    records = read_jsonl(study_dir / "videos.jsonl")
+    half = tmp_path / "half.jsonl"
+    half.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records[1::2]), encoding="utf-8")
+    with table_writer.StudyDatabase(staging, chunk_rows=7) as staged:
+        staged.add("videos", [half, study_dir / "videos.csv"])
+        combined = pd.concat(list(staged.chunks(staged.sql("videos", joined=False))))
+    assert combined["id"].tolist() == [r["id"] for r in records[1::2]] + [r["id"] for r in records[::2]]
 
 
 def test_the_tables_command_selects_seeds_for_the_next_stage(

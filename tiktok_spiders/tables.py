@@ -13,6 +13,11 @@ through pandas' type inference, which turns a column of int64 ids with a gap
 into float64 and rounds them.  ``create_time``, ``playlist_last_updated`` and
 ``collected_at`` are UTC datetimes; lists stay lists and objects dicts (also when
 read from CSV); flags are booleans.
+
+These functions hold whole tables in memory (about 6 GB for a million videos).
+``scrapy tables`` writes tables of any size in bounded memory instead
+(:mod:`tiktok_spiders.table_writer`), and ``scrapy tables --format duckdb`` gives
+a database to query lazily, out of core, from Python or R.
 """
 
 from __future__ import annotations
@@ -134,8 +139,14 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
     """The documented dtypes, whatever the feed's format."""
     frame = frame.copy()
     for column in frame.columns:
-        values = list(frame[column])
+        dtype = frame[column].dtype
         kind = _column_type(column)
+        if (kind == "int" and dtype == "Int64") or (kind == "bool" and dtype == "boolean"):
+            continue  # typed already (read back from Parquet or DuckDB)
+        if kind == "time" and isinstance(dtype, pd.DatetimeTZDtype):
+            frame[column] = frame[column].dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+            continue
+        values = list(frame[column])
         if kind == "int":
             frame[column] = _exact_ints(column, values)
         elif kind == "time":
@@ -153,7 +164,7 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
                 None if _missing(value) else json.loads(value) if isinstance(value, str) else _plain(value)
                 for value in values
             ]
-        elif frame[column].dtype == object and all(value is None or isinstance(value, str) for value in values):
+        elif pd.api.types.is_object_dtype(dtype) and all(value is None or isinstance(value, str) for value in values):
             frame[column] = pd.Series(values, dtype="str", index=frame.index)  # text, as read from CSV
     return frame
 
@@ -235,16 +246,22 @@ def replies_with_parents(replies: pd.DataFrame, comments: pd.DataFrame | None) -
     return _retyped(joined, list(parents.columns.drop("parent_comment_id")))
 
 
-def study_tables(data_dir: str | Path, joined: bool = True) -> dict[str, pd.DataFrame]:
-    """Every feed of a data directory as a table; unless ``joined`` is false, videos with
-    authors, comments and replies with their video, replies with the comment they answer."""
-    data_dir = Path(data_dir)
-    found: dict[str, pd.DataFrame] = {}
+def study_feeds(data_dir: Path) -> dict[str, Path]:
+    """The feed file of each table a data directory holds (JSON Lines before CSV)."""
+    found: dict[str, Path] = {}
     for feed in FEED_KEYS | {name[:-6]: [] for name in (p.name for p in data_dir.glob("*_unavailable.jsonl"))}:
         for suffix in (".jsonl", ".csv"):
             if (data_dir / f"{feed}{suffix}").is_file():
-                found[feed] = load(data_dir / f"{feed}{suffix}")
+                found[feed] = data_dir / f"{feed}{suffix}"
                 break
+    return found
+
+
+def study_tables(data_dir: str | Path, joined: bool = True) -> dict[str, pd.DataFrame]:
+    """Every feed of a data directory as a table; unless ``joined`` is false, videos with
+    authors, comments and replies with their video, replies with the comment they answer.
+    All in memory: for a study that does not fit, see the module's docstring."""
+    found = {feed: load(path) for feed, path in study_feeds(Path(data_dir)).items()}
     if not joined:
         return found
     if "replies" in found:
@@ -306,53 +323,6 @@ def export(frame: pd.DataFrame, path: str | Path, fmt: str | None = None, privat
             _as_json_text(frame, mixed).to_parquet(partial, index=False)
         else:
             _as_json_text(frame, json_columns).to_csv(partial, index=False, encoding="utf-8")
-    return path
-
-
-#: Views of a DuckDB study: each joins tables the study holds (the names are its feeds).
-DUCKDB_VIEWS = {
-    "videos_with_authors": (
-        ("videos", "users"),
-        "SELECT v.*, u.display_name AS author_display_name, u.follower_count AS author_follower_count, "
-        "u.is_verified AS author_is_verified FROM videos v LEFT JOIN users u USING (username)",
-    ),
-    "comments_with_videos": (
-        ("comments", "videos"),
-        "SELECT c.*, v.username AS video_username, v.create_time AS video_create_time "
-        "FROM comments c LEFT JOIN videos v ON c.video_id = v.id",
-    ),
-    "replies_with_comments": (
-        ("replies", "comments", "videos"),
-        "SELECT r.*, c.text AS parent_text, c.like_count AS parent_like_count, v.username AS video_username "
-        "FROM replies r LEFT JOIN comments c ON r.parent_comment_id = c.id LEFT JOIN videos v ON r.video_id = v.id",
-    ),
-}
-
-
-def export_duckdb(found: dict[str, pd.DataFrame], path: str | Path, private: bool = True) -> Path:
-    """Every table in one DuckDB database (ids BIGINT, times TIMESTAMP WITH TIME ZONE, lists
-    LIST, objects STRUCT, or JSON text where rows mix the two) with views that join them."""
-    import duckdb
-    import pyarrow as pa
-
-    path = Path(path)
-    make_dir(path.parent, private)
-    with atomic_path(path, private=private) as partial:
-        partial.unlink(missing_ok=True)  # DuckDB makes its own file
-        with duckdb.connect(str(partial)) as database:
-            for name, frame in found.items():
-                json_columns = [column for column in frame.columns if _column_type(column) == "json"]
-                mixed = [column for column in json_columns if _mixed_shapes(frame[column])]
-                prepared = _as_json_text(frame, mixed)
-                for column in prepared.columns:  # whole seconds: microseconds are what every client reads
-                    if isinstance(prepared[column].dtype, pd.DatetimeTZDtype):
-                        prepared[column] = prepared[column].astype("datetime64[us, UTC]")
-                database.register("incoming", pa.Table.from_pandas(prepared, preserve_index=False))
-                database.execute(f'CREATE TABLE "{name}" AS SELECT * FROM incoming')  # noqa: S608 - feed names
-                database.unregister("incoming")
-            for view, (needs, query) in DUCKDB_VIEWS.items():
-                if all(name in found for name in needs):
-                    database.execute(f'CREATE VIEW "{view}" AS {query}')
     return path
 
 

@@ -18,13 +18,15 @@ every error is found before anything is written.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
-from tiktok_spiders.files import atomic_write
+from tiktok_spiders.files import atomic_write, make_dir
+from tiktok_spiders.seeds import feed_format
 
 if TYPE_CHECKING:
     import argparse
@@ -60,49 +62,65 @@ class Command(ScrapyCommand):
         parser.add_argument("--columns", help="keep these columns, e.g. id,username")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        from tiktok_spiders import tables  # pandas: imported only when tables are asked for
+        # pandas, pyarrow and DuckDB: imported only when tables are asked for
+        import duckdb
+        import pyarrow as pa
+
+        from tiktok_spiders import table_writer, tables
 
         assert self.settings is not None
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
+        private = self.settings.getbool("TIKTOK_PRIVATE_FILES")
         try:
             if (opts.where or opts.columns) and not opts.output:
                 raise UsageError("a selection (--where, --columns) goes to its own file: add --output FILE")
-            found = self._tables(tables, args, opts, data_dir, joined=opts.format != "duckdb")
-            if opts.output and len(found) != 1:
+            if opts.output and Path(opts.output).suffix not in (".csv", ".parquet", ".duckdb"):
+                raise UsageError(f"--output {opts.output}: end it in .csv, .parquet or .duckdb")
+            feeds, names = self._feeds(tables, args, opts, data_dir)
+            if opts.output and len(names) != 1:
                 raise UsageError("--output writes one table: name it")
-            if opts.output:
-                suffix = Path(opts.output).suffix.lstrip(".")
-                if suffix not in ("csv", "parquet", "duckdb"):
-                    raise UsageError(f"--output {opts.output}: end it in .csv, .parquet or .duckdb")
-            out_dir = Path(opts.output_dir) if opts.output_dir else data_dir / "tables"
-            # every table and selection is made before the first file is written
-            selected = {name: self._select(tables, frame, opts) for name, frame in found.items()}
-        except (ValueError, KeyError, OSError, UsageError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            self.exitcode = 2
+        except (ValueError, OSError, UsageError) as error:
+            self._fail(f"error: {error}", 2)
             return
-        private = self.settings.getbool("TIKTOK_PRIVATE_FILES")
+        out_dir = Path(opts.output_dir) if opts.output_dir else data_dir / "tables"
+        output = Path(opts.output) if opts.output else None
+        fmt = output.suffix.lstrip(".") if output else opts.format
+        select = partial(self._select, tables, opts) if opts.where or opts.columns else None
         if not opts.inputs:
             self._warn_if_due(data_dir)
+        # staged beside the output, private like it, removed however the run ends
+        staging = make_dir((output.parent if output else out_dir), private) / ".tables-staging.duckdb"
         try:
-            if opts.format == "duckdb" or (opts.output or "").endswith(".duckdb"):
-                path = Path(opts.output) if opts.output else out_dir / "study.duckdb"
-                tables.export_duckdb(selected, path, private=private)
-                print(f"{path}  ({len(selected)} tables: {', '.join(selected)})")
-                return
-            for name, frame in selected.items():
-                path = Path(opts.output) if opts.output else out_dir / f"{name}.{opts.format}"
-                tables.export(frame, path, private=private)
-                print(f"{path}  ({len(frame):,} rows, {len(frame.columns)} columns)")
-            if not opts.output:  # what every column means, beside the tables
-                from tiktok_spiders.codebook import markdown
+            with table_writer.StudyDatabase(staging, private=private) as study:
+                if opts.inputs:
+                    study.add(names[0], feeds[names[0]], key=tables.FEED_KEYS.get(names[0]))
+                else:
+                    table_writer.stage_study(study, {name: paths[0] for name, paths in feeds.items()}, names)
+                if fmt == "duckdb":
+                    path = output or out_dir / "study.duckdb"
+                    written = table_writer.write_database(study, names, path, select, private)
+                    print(f"{path}  ({len(written)} tables: {', '.join(written)})")
+                    return
+                for name in names:
+                    path = output or out_dir / f"{name}.{fmt}"
+                    rows, columns = table_writer.write_table(study, name, path, fmt, select, private)
+                    print(f"{path}  ({rows:,} rows, {columns} columns)")
+        except (ValueError, KeyError, UsageError, pa.ArrowException) as error:  # a feed's record, or the selection
+            self._fail(f"error: {error}", 2)
+            return
+        except (OSError, duckdb.Error) as error:
+            self._fail(f"error: could not write the tables: {error}", 1)
+            return
+        if not output:  # what every column means, beside the tables
+            from tiktok_spiders.codebook import markdown
 
-                with atomic_write(out_dir / "codebook.md", private=private) as handle:
-                    handle.write(markdown())
-                print(f"{out_dir / 'codebook.md'}  (what every column means)")
-        except OSError as error:
-            print(f"error: could not write the tables: {error}", file=sys.stderr)
-            self.exitcode = 1
+            with atomic_write(out_dir / "codebook.md", private=private) as handle:
+                handle.write(markdown())
+            print(f"{out_dir / 'codebook.md'}  (what every column means)")
+
+    def _fail(self, message: str, status: int) -> None:
+        print(message, file=sys.stderr)
+        self.exitcode = status
 
     def _warn_if_due(self, data_dir: Path) -> None:
         """Tables are what gets published: say when the data behind them is due for a refresh."""
@@ -125,26 +143,28 @@ class Command(ScrapyCommand):
             print(f"warning: {due}", file=sys.stderr)
 
     @staticmethod
-    def _tables(
-        tables: Any, names: list[str], opts: argparse.Namespace, data_dir: Path, joined: bool = True
-    ) -> dict[str, pd.DataFrame]:
+    def _feeds(
+        tables: Any, names: list[str], opts: argparse.Namespace, data_dir: Path
+    ) -> tuple[dict[str, list[Path]], list[str]]:
+        """The feed files of each table, and the tables to write."""
         if opts.inputs:
             name = names[0] if names else Path(opts.inputs[0]).stem
             missing = [path for path in opts.inputs if not Path(path).is_file()]
             if missing:
                 raise ValueError(f"{missing[0]} does not exist")
-            frame = tables.load(opts.inputs, key=tables.FEED_KEYS.get(name))
-            return {name: tables.with_urls(frame) if name == "videos" else frame}
+            for path in opts.inputs:
+                feed_format(Path(path))  # a file of an unknown format is named before any work
+            return {name: [Path(path) for path in opts.inputs]}, [name]
         if not data_dir.is_dir():
             raise ValueError(f"data directory {data_dir} does not exist")
-        found = tables.study_tables(data_dir, joined=joined)
+        found = tables.study_feeds(data_dir)
         unknown = [name for name in names if name not in found]
         if unknown:
             raise ValueError(f"no {unknown[0]} feed in {data_dir} (found: {', '.join(found) or 'none'})")
-        return {name: found[name] for name in names} if names else found
+        return {name: [path] for name, path in found.items()}, names or list(found)
 
     @staticmethod
-    def _select(tables: Any, frame: pd.DataFrame, opts: argparse.Namespace) -> pd.DataFrame:
+    def _select(tables: Any, opts: argparse.Namespace, frame: pd.DataFrame) -> pd.DataFrame:
         if opts.where:
             try:
                 frame = tables.select(frame, opts.where)

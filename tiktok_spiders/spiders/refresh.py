@@ -256,16 +256,21 @@ class RefreshSpider(ApiSpider):
                 if path.exists():
                     write_feed(self.ledger, kind, path, fmt, private)
         tables_dir = data_dir / "tables"
-        written = sorted(p for p in tables_dir.glob("*.*") if p.suffix in (".parquet", ".csv"))
+        written = sorted(p for p in tables_dir.glob("*.*") if p.suffix in (".parquet", ".csv", ".duckdb"))
         if written:
-            from tiktok_spiders import tables
+            from tiktok_spiders import table_writer, tables
 
-            found = tables.study_tables(data_dir)
-            for path in written:
-                if path.stem in found:
-                    tables.export(found[path.stem], path, private=private)
-                else:
-                    path.unlink()  # a table of records that are all gone
+            feeds = tables.study_feeds(data_dir)
+            with table_writer.StudyDatabase(tables_dir / ".tables-staging.duckdb", private=private) as study:
+                table_writer.stage_study(study, feeds, feeds)
+                for path in written:
+                    if path.suffix == ".duckdb":
+                        names = [name for name in table_writer.database_tables(path) if name in feeds]
+                        table_writer.write_database(study, names, path, private=private)
+                    elif path.stem in feeds:
+                        table_writer.write_table(study, path.stem, path, path.suffix[1:], private=private)
+                    else:
+                        path.unlink()  # a table of records that are all gone
         self.logger.info("Rewrote the feeds and %d tables without the purged records.", len(written))
 
     def sent(self) -> dict[str, Any]:

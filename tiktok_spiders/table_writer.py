@@ -1,0 +1,404 @@
+"""``scrapy tables`` at any size: feeds staged in DuckDB, joined there, written in chunks.
+
+:func:`tables.study_tables` gives whole pandas frames, which is handy and needs
+memory in proportion to the study (a million videos took 5.8 GB).  Here every
+feed is read :data:`CHUNK_ROWS` records at a time and typed by the same
+:func:`tables.typed` (ids exact, a float id an error), staged in a DuckDB file
+beside the output (JSON values as their text), deduplicated and joined by SQL
+that DuckDB spills to disk beyond :data:`MEMORY_LIMIT`, and written out again a
+chunk at a time in feed order.  Peak memory depends on the chunk size, not on
+the number of records.  The staging file lives in the output directory, private
+like the tables, and is removed however the run ends.
+
+For Parquet and DuckDB, a column of lists or objects needs one type for the
+whole file: the JSON columns are read once before writing and their types
+unified (a column that mixes lists and objects, or whose values no one type can
+hold, is written as JSON text, each value as sent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tiktok_spiders import tables
+from tiktok_spiders.files import atomic_path, make_dir, restrict
+from tiktok_spiders.seeds import feed_format, read_records
+
+#: Records per chunk, read, typed and written at a time (a few hundred MB for videos).
+CHUNK_ROWS = 20_000
+#: What DuckDB may hold before its joins, deduplication and sorts spill to disk.
+MEMORY_LIMIT = "1GB"
+_SQL_TYPES = {"int": "BIGINT", "time": "TIMESTAMPTZ", "bool": "BOOLEAN"}
+_ARROW_TO_PANDAS = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get
+
+#: A function of one typed chunk: the rows and columns to keep (``--where``, ``--columns``).
+Selection = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def feed_chunks(paths: Iterable[Path], chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """The records of feed files, ``chunk_rows`` at a time, as raw frames (``dtype=object``,
+    CSV as text) to be typed: the streaming counterpart of :func:`tables.read_feed`."""
+    for path in paths:
+
+        def malformed(path: Path = path) -> None:
+            raise ValueError(f"{path}: a line is not a JSON record")
+
+        if feed_format(path) == "csv":
+            yield from pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8", chunksize=chunk_rows
+            )
+            continue
+        batch: list[dict[str, Any]] = []
+        for record in read_records(path, malformed):
+            batch.append(record)
+            if len(batch) == chunk_rows:
+                yield pd.DataFrame(batch, dtype=object)
+                batch = []
+        if batch:
+            yield pd.DataFrame(batch, dtype=object)
+
+
+class StudyDatabase:
+    """Feeds staged in a DuckDB file, each as a table of the same name with its rows' feed
+    order in ``_row``; :meth:`query` gives a table (joined, unless not asked) back in chunks."""
+
+    def __init__(self, path: Path, private: bool = True, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.path = path
+        self.private = private
+        self.chunk_rows = chunk_rows
+        #: Per table, the columns its feeds held, in the order they first appeared.
+        self.columns: dict[str, list[str]] = {}
+        self._remove_files()  # left by a run that was killed
+        self.connection = duckdb.connect(str(path))
+        restrict(path, private)
+        temp = path.with_name(path.name + ".tmp")
+        self.connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        self.connection.execute(f"SET temp_directory = '{temp}'")
+
+    def _remove_files(self) -> None:
+        import shutil
+
+        for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        shutil.rmtree(self.path.with_name(self.path.name + ".tmp"), ignore_errors=True)
+
+    def close(self) -> None:
+        self.connection.close()
+        self._remove_files()
+
+    def __enter__(self) -> StudyDatabase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def add(self, name: str, paths: list[Path], key: list[str] | None = None) -> None:
+        """Stage the feeds ``paths`` as table ``name``, each record once by ``key`` (the first kept)."""
+        staged = _quote(f"staged_{name}")
+        seen: list[str] = []
+        known: set[str] = set()
+        rows = 0
+        for raw in feed_chunks(paths, self.chunk_rows):
+            frame = tables.typed(raw)
+            new = [column for column in frame.columns if column not in seen]
+            if not seen:
+                columns = [*new, *(c for c in tables._columns_of(name) if c not in new)]
+                definition = ", ".join(f"{_quote(c)} {_sql_type(c)}" for c in columns)
+                self.connection.execute(f"CREATE TABLE {staged} (_row BIGINT, {definition})")
+                known.update(columns)
+            for column in new:
+                if column not in known:
+                    self.connection.execute(f"ALTER TABLE {staged} ADD COLUMN {_quote(column)} {_sql_type(column)}")
+                    known.add(column)
+            seen += new
+            self._insert(staged, frame.assign(_row=range(rows, rows + len(frame))))
+            rows += len(frame)
+        if not seen:  # an empty feed: the columns its kind has
+            seen = list(tables._columns_of(name))
+            definition = ", ".join(f"{_quote(c)} {_sql_type(c)}" for c in seen)
+            self.connection.execute(f"CREATE TABLE {staged} (_row BIGINT{', ' if seen else ''}{definition})")
+        self.columns[name] = seen
+        fallback = ["id"] if "id" in seen else ["username"] if "username" in seen else []
+        key = key or list(tables.FEED_KEYS.get(name, ())) or fallback
+        if key and all(column in seen for column in key):
+            first = f"SELECT min(_row) FROM {staged} GROUP BY {', '.join(map(_quote, key))}"
+            where = f"WHERE _row IN ({first})"
+        else:
+            where = ""
+        self.connection.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM {staged} {where} ORDER BY _row")
+        self.connection.execute(f"DROP TABLE {staged}")
+
+    def _insert(self, table: str, frame: pd.DataFrame) -> None:
+        prepared = frame.copy()
+        for column in prepared.columns:
+            if column == "_row":
+                continue
+            kind = tables._column_type(column)
+            if kind == "json" or (kind is None and prepared[column].dtype == object):
+                prepared[column] = [_as_text(value) for value in prepared[column]]
+        incoming = pa.Table.from_pandas(prepared, preserve_index=False)
+        self.connection.register("incoming", incoming)
+        try:
+            self.connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        finally:
+            self.connection.unregister("incoming")
+
+    def sql(self, name: str, joined: bool = True) -> str:
+        """The query of a table, with each row's feed order in ``_row``: the feed, or
+        (``joined``) with what the study knows of it, as :func:`tables.study_tables` joins them."""
+        if not joined:
+            return f"SELECT * FROM {_quote(name)}"
+        columns = self.columns[name]
+        select = ["t._row", *(f"t.{_quote(c)}" for c in columns)]
+        joins: list[str] = []
+        if name == "videos":
+            select.append(f"{_URL.format(username='t.username', id='t.id')} AS url")
+            if "users" in self.columns and "username" in columns:
+                authors = [c for c in self.columns["users"] if c != "username"]
+                select += [f"u.{_quote(c)} AS {_quote('author_' + c)}" for c in authors]
+                joins.append("LEFT JOIN users u ON t.username = u.username")
+        if name == "replies" and "comments" in self.columns and "parent_comment_id" in columns:
+            parent = [c for c in ("text", "display_name", "like_count", "create_time") if c in self.columns["comments"]]
+            select += [f"p.{_quote(c)} AS {_quote('parent_' + c)}" for c in parent]
+            joins.append("LEFT JOIN comments p ON t.parent_comment_id = p.id")
+        if name in ("comments", "replies") and "videos" in self.columns and "video_id" in columns:
+            video = self.columns["videos"]
+            if "username" in video:
+                select.append("v.username AS video_username")
+            select.append(f"{_URL.format(username='v.username', id='v.id')} AS video_url")
+            if "create_time" in video:
+                select.append("v.create_time AS video_create_time")
+            joins.append("LEFT JOIN videos v ON t.video_id = v.id")
+        return f"SELECT {', '.join(select)} FROM {_quote(name)} t {' '.join(joins)}"
+
+    def chunks(self, query: str) -> Iterator[pd.DataFrame]:
+        """The rows of a :meth:`sql` query in feed order, typed, :attr:`chunk_rows` at a time
+        (at least one frame, maybe empty)."""
+        return self._chunks(f"SELECT * EXCLUDE (_row) FROM ({query}) ORDER BY _row")
+
+    def _chunks(self, query: str) -> Iterator[pd.DataFrame]:
+        reader = self.connection.sql(query).to_arrow_reader(self.chunk_rows)
+        empty = True
+        for batch in reader:
+            if batch.num_rows or empty:
+                yield tables.typed(batch.to_pandas(types_mapper=_ARROW_TO_PANDAS))
+                empty = False
+        if empty:
+            yield tables.typed(reader.schema.empty_table().to_pandas(types_mapper=_ARROW_TO_PANDAS))
+
+    def json_types(self, query: str) -> dict[str, pa.DataType | None]:
+        """Per JSON column of a :meth:`sql` query, the one Arrow type that holds all its values,
+        or None where none does (lists mixed with objects, clashing types): JSON text there."""
+        json_columns = [c for c in self.connection.sql(query).columns if tables._column_type(c) == "json"]
+        if not json_columns:
+            return {}
+        found: dict[str, pa.DataType] = {}
+        text: set[str] = set()
+        shapes: dict[str, set[bool]] = {column: set() for column in json_columns}
+        for chunk in self._chunks(f"SELECT {', '.join(map(_quote, json_columns))} FROM ({query})"):
+            for column in (c for c in json_columns if c not in text):
+                values = list(chunk[column])
+                shapes[column] |= {isinstance(value, list) for value in values if value is not None}
+                try:
+                    arrow = pa.array(values).type
+                    found[column] = _unify(found[column], arrow) if column in found else arrow
+                except (pa.ArrowException, ValueError):
+                    text.add(column)
+                if len(shapes[column]) > 1:
+                    text.add(column)
+        return {column: None if column in text else found.get(column, pa.null()) for column in json_columns}
+
+
+_URL = (
+    "CASE WHEN {username} <> '' AND {id} IS NOT NULL "
+    "THEN 'https://www.tiktok.com/@' || {username} || '/video/' || CAST({id} AS VARCHAR) END"
+)
+
+
+def _sql_type(column: str) -> str:
+    kind = tables._column_type(column)
+    return _SQL_TYPES.get(kind or "", "VARCHAR")
+
+
+def _as_text(value: Any) -> str | None:
+    """A JSON value as its text (a string as itself), for a staging column."""
+    if value is None or (not isinstance(value, list | dict | str) and pd.isna(value)):
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _unify(first: pa.DataType, second: pa.DataType) -> pa.DataType:
+    schemas = [pa.schema([("value", first)]), pa.schema([("value", second)])]
+    return pa.unify_schemas(schemas, promote_options="permissive").field("value").type
+
+
+def _prepared(frame: pd.DataFrame, text_columns: Iterable[str]) -> pd.DataFrame:
+    """A chunk as it is written: the JSON text columns as text."""
+    return tables._as_json_text(frame, [c for c in text_columns if c in frame.columns])
+
+
+def _schema(frame: pd.DataFrame, json_types: dict[str, pa.DataType | None]) -> pa.Schema:
+    """The whole file's schema: a typed chunk's own for plain columns, the unified one for JSON."""
+    # no rows: the types follow the dtypes alone, and pandas' metadata reads JSON columns back as objects
+    probe = frame.head(0).astype({column: object for column in json_types if column in frame})
+    plain = pa.Schema.from_pandas(probe, preserve_index=False)
+    return pa.schema(
+        [
+            pa.field(field.name, json_types[field.name] or pa.large_string()) if field.name in json_types else field
+            for field in plain
+        ],
+        metadata=plain.metadata,  # pandas' own: ids read back as Int64, not float
+    )
+
+
+def write_csv(chunks: Iterable[pd.DataFrame], path: Path, private: bool = True) -> tuple[int, int]:
+    """The chunks as one CSV file (as :func:`tables.export` writes it), atomically; rows and columns written."""
+    rows = columns = 0
+    make_dir(path.parent, private)
+    with atomic_path(path, private=private) as partial:
+        for index, chunk in enumerate(chunks):
+            json_columns = [column for column in chunk.columns if tables._column_type(column) == "json"]
+            tables._as_json_text(chunk, json_columns).to_csv(
+                partial, index=False, encoding="utf-8", mode="w" if index == 0 else "a", header=index == 0
+            )
+            rows, columns = rows + len(chunk), len(chunk.columns)
+    return rows, columns
+
+
+def write_parquet(
+    chunks: Iterable[pd.DataFrame], json_types: dict[str, pa.DataType | None], path: Path, private: bool = True
+) -> tuple[int, int]:
+    """The chunks as one Parquet file with one schema, atomically; rows and columns written."""
+    rows = columns = 0
+    make_dir(path.parent, private)
+    with atomic_path(path, private=private) as partial, contextlib.ExitStack() as stack:
+        writer: pq.ParquetWriter | None = None
+        text = [column for column, arrow in json_types.items() if arrow is None]
+        for chunk in chunks:
+            if writer is None:
+                schema = _schema(chunk, json_types)
+                writer = stack.enter_context(pq.ParquetWriter(partial, schema))
+            writer.write_table(pa.Table.from_pandas(_prepared(chunk, text), schema=schema, preserve_index=False))
+            rows, columns = rows + len(chunk), len(chunk.columns)
+    return rows, columns
+
+
+def _write_duckdb_table(
+    database: duckdb.DuckDBPyConnection,
+    name: str,
+    chunks: Iterable[pd.DataFrame],
+    json_types: dict[str, pa.DataType | None],
+) -> int:
+    """The chunks as table ``name`` of an output database (times in microseconds, as its clients read them)."""
+    rows = 0
+    text = [column for column, arrow in json_types.items() if arrow is None]
+    for index, chunk in enumerate(chunks):
+        if index == 0:
+            schema = _schema(chunk, json_types)
+            schema = pa.schema(
+                [pa.field(f.name, pa.timestamp("us", tz="UTC")) if pa.types.is_timestamp(f.type) else f for f in schema]
+            )
+        prepared = _prepared(chunk, text)
+        for column in prepared.columns:
+            if isinstance(prepared[column].dtype, pd.DatetimeTZDtype):
+                prepared[column] = prepared[column].astype("datetime64[us, UTC]")
+        database.register("incoming", pa.Table.from_pandas(prepared, schema=schema, preserve_index=False))
+        try:
+            verb = f"CREATE TABLE {_quote(name)} AS" if index == 0 else f"INSERT INTO {_quote(name)}"
+            database.execute(f"{verb} SELECT * FROM incoming")
+        finally:
+            database.unregister("incoming")
+        rows += len(chunk)
+    return rows
+
+
+#: The tables a joined table takes columns from.
+NEEDS = {"videos": ("users",), "comments": ("videos",), "replies": ("comments", "videos")}
+
+#: Views of a DuckDB study: each joins tables the study holds (the names are its feeds).
+DUCKDB_VIEWS = {
+    "videos_with_authors": (
+        ("videos", "users"),
+        "SELECT v.*, u.display_name AS author_display_name, u.follower_count AS author_follower_count, "
+        "u.is_verified AS author_is_verified FROM videos v LEFT JOIN users u USING (username)",
+    ),
+    "comments_with_videos": (
+        ("comments", "videos"),
+        "SELECT c.*, v.username AS video_username, v.create_time AS video_create_time "
+        "FROM comments c LEFT JOIN videos v ON c.video_id = v.id",
+    ),
+    "replies_with_comments": (
+        ("replies", "comments", "videos"),
+        "SELECT r.*, c.text AS parent_text, c.like_count AS parent_like_count, v.username AS video_username "
+        "FROM replies r LEFT JOIN comments c ON r.parent_comment_id = c.id LEFT JOIN videos v ON r.video_id = v.id",
+    ),
+}
+
+
+def stage_study(study: StudyDatabase, feeds: dict[str, Path], names: Iterable[str]) -> None:
+    """Stage the feeds of the tables ``names`` and of the tables they are joined with."""
+    wanted = set(names)
+    wanted |= {need for name in wanted for need in NEEDS.get(name, ())}
+    for name, path in feeds.items():
+        if name in wanted:
+            study.add(name, [path])
+
+
+def write_table(
+    study: StudyDatabase, name: str, path: Path, fmt: str, select: Selection | None = None, private: bool = True
+) -> tuple[int, int]:
+    """One staged table, joined, as a CSV or Parquet file; ``select`` picks from each chunk."""
+    query = study.sql(name)
+    chunks = study.chunks(query)
+    if select is not None:
+        chunks = (select(chunk) for chunk in chunks)
+    if fmt == "csv":
+        return write_csv(chunks, path, private)
+    if fmt == "parquet":
+        return write_parquet(chunks, study.json_types(query), path, private)
+    raise ValueError(f"unknown table format {fmt!r} (use csv or parquet)")
+
+
+def write_database(
+    study: StudyDatabase, names: Iterable[str], path: Path, select: Selection | None = None, private: bool = True
+) -> dict[str, int]:
+    """Staged tables, unjoined, in one DuckDB database with the :data:`DUCKDB_VIEWS` it can hold;
+    the rows of each table."""
+    written: dict[str, int] = {}
+    make_dir(path.parent, private)
+    with atomic_path(path, private=private) as partial:
+        partial.unlink(missing_ok=True)  # DuckDB makes its own file
+        with duckdb.connect(str(partial)) as database:
+            database.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            for name in names:
+                query = study.sql(name, joined=False)
+                chunks = study.chunks(query)
+                if select is not None:
+                    chunks = (select(chunk) for chunk in chunks)
+                written[name] = _write_duckdb_table(database, name, chunks, study.json_types(query))
+            for view, (needs, query) in DUCKDB_VIEWS.items():
+                if all(name in written for name in needs):
+                    database.execute(f'CREATE VIEW "{view}" AS {query}')
+    return written
+
+
+def database_tables(path: Path) -> list[str]:
+    """The tables of a DuckDB database written by :func:`write_database`."""
+    with duckdb.connect(str(path), read_only=True) as database:
+        rows = database.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY table_name"
+        ).fetchall()
+    return [name for (name,) in rows]
