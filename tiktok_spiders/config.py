@@ -33,6 +33,7 @@ NUMERIC = {
     "TIKTOK_COMMENT_CAP": ("getint", 0, False),
     "TIKTOK_REFRESH_DAYS": ("getint", 1, False),
     "TIKTOK_COMPLIANCE_POLL_SECONDS": ("getfloat", 0, False),
+    "TIKTOK_TABLES_MEMORY_MB": ("getint", 64, False),
     "CONCURRENT_REQUESTS": ("getint", 1, False),
     "DOWNLOAD_TIMEOUT": ("getfloat", 0, True),
 }

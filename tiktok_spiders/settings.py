@@ -97,6 +97,11 @@ TIKTOK_REFRESH_DAYS = _env("TIKTOK_REFRESH_DAYS", "15")
 # as long (at most 10 minutes).  Every poll costs a request.
 TIKTOK_COMPLIANCE_POLL_SECONDS = _env("TIKTOK_COMPLIANCE_POLL_SECONDS", "10")
 
+# --- Tables -------------------------------------------------------------------
+# What `scrapy tables` lets DuckDB hold while it joins and sorts (MB); beyond it, DuckDB
+# works on disk beside the tables.  The tables' own chunks add a few hundred MB at most.
+TIKTOK_TABLES_MEMORY_MB = _env("TIKTOK_TABLES_MEMORY_MB", "1024")
+
 # --- Progress ----------------------------------------------------------------
 # Scrapy's whole log on the terminal (also: --verbose, -L LEVEL, --logfile); by default the
 # terminal shows progress, warnings, errors and summaries, and the rest goes to <data dir>/logs/.

@@ -67,11 +67,12 @@ class Command(ScrapyCommand):
         import pyarrow as pa
 
         from tiktok_spiders import table_writer, tables
+        from tiktok_spiders.config import check_settings
 
         assert self.settings is not None
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
-        private = self.settings.getbool("TIKTOK_PRIVATE_FILES")
         try:
+            check_settings(self.settings)
             if (opts.where or opts.columns) and not opts.output:
                 raise UsageError("a selection (--where, --columns) goes to its own file: add --output FILE")
             if opts.output and Path(opts.output).suffix not in (".csv", ".parquet", ".duckdb"):
@@ -82,6 +83,8 @@ class Command(ScrapyCommand):
         except (ValueError, OSError, UsageError) as error:
             self._fail(f"error: {error}", 2)
             return
+        private = self.settings.getbool("TIKTOK_PRIVATE_FILES")
+        memory_mb = self.settings.getint("TIKTOK_TABLES_MEMORY_MB")
         out_dir = Path(opts.output_dir) if opts.output_dir else data_dir / "tables"
         output = Path(opts.output) if opts.output else None
         fmt = output.suffix.lstrip(".") if output else opts.format
@@ -91,7 +94,7 @@ class Command(ScrapyCommand):
         # staged beside the output, private like it, removed however the run ends
         staging = make_dir((output.parent if output else out_dir), private) / ".tables-staging.duckdb"
         try:
-            with table_writer.StudyDatabase(staging, private=private) as study:
+            with table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb) as study:
                 if opts.inputs:
                     study.add(names[0], feeds[names[0]], key=tables.FEED_KEYS.get(names[0]))
                 else:

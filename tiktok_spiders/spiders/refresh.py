@@ -261,7 +261,9 @@ class RefreshSpider(ApiSpider):
             from tiktok_spiders import table_writer, tables
 
             feeds = tables.study_feeds(data_dir)
-            with table_writer.StudyDatabase(tables_dir / ".tables-staging.duckdb", private=private) as study:
+            staging = tables_dir / ".tables-staging.duckdb"
+            memory_mb = self.settings.getint("TIKTOK_TABLES_MEMORY_MB")
+            with table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb) as study:
                 table_writer.stage_study(study, feeds, feeds)
                 for path in written:
                     if path.suffix == ".duckdb":
