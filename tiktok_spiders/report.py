@@ -17,6 +17,7 @@ import html
 import io
 import json
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,7 +27,6 @@ from tiktok_spiders.ledger import FILENAME, Ledger
 from tiktok_spiders.purge import Refreshes
 
 if TYPE_CHECKING:
-    import pandas as pd
     from scrapy.settings import BaseSettings
 
 SECTIONS = ("study", "collected", "missing", "quota", "videos", "engagement", "comments", "users", "refresh")
@@ -88,52 +88,74 @@ class Figure:
         return "<figure>" + text[text.index("<svg") :] + "</figure>"  # no XML prolog inside HTML
 
 
-def _log_histogram(values: pd.Series, title: str, unit: str) -> str:
+def _log_histogram(maximum: int | None, batches: Iterable[Any], title: str, unit: str) -> str:
+    """A histogram on log bins of whole numbers read a batch at a time (Arrow arrays)."""
     import numpy as np
 
-    numbers = values.dropna().astype("int64")
     figure = Figure(title)
-    if len(numbers):
-        bins = list(np.logspace(0, max(1.0, np.log10(numbers.max() + 1)), 40))
-        figure.axes.hist(numbers + 1, bins=bins, color="#4c72b0")
+    if maximum is not None:
+        bins = np.logspace(0, max(1.0, np.log10(maximum + 1)), 40)
+        counts = np.zeros(len(bins) - 1)
+        for batch in batches:
+            counts += np.histogram(batch.column(0).to_numpy(zero_copy_only=False) + 1, bins=bins)[0]
+        figure.axes.hist(bins[:-1], bins=list(bins), weights=counts, color="#4c72b0")
         figure.axes.set_xscale("log")
     figure.axes.set_xlabel(f"{unit} + 1 (log scale)")
     figure.axes.set_ylabel("videos" if "video" in title.lower() else "count")
     return figure.svg()
 
 
-def _with_columns(tables: Any, feed: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """The feed's table with every column its records can have, the missing ones empty and typed."""
-    import pandas as pd
-
-    missing = [column for column in tables.FEED_COLUMNS.get(feed, []) if column not in frame]
-    if not missing:
-        return frame
-    empty = pd.DataFrame({column: [None] * len(frame) for column in missing}, index=frame.index, dtype=object)
-    return pd.concat([frame, tables.typed(empty)], axis=1)
+#: The most points a scatter plot draws (a sample beyond, said under it): an SVG of a
+#: million points is hundreds of MB.
+SCATTER_POINTS = 20_000
 
 
 class Report:
     """The report of one data directory; :meth:`html` builds the page."""
 
     def __init__(self, data_dir: str | Path, settings: BaseSettings) -> None:
-        from tiktok_spiders import tables
+        from tiktok_spiders import table_writer, tables
 
         self.data_dir = Path(data_dir)
         self.settings = settings
         manifest = self.data_dir / "manifest.json"
         self.manifest = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
-        # a feed collected with fewer fields (-a fields=...) lacks columns: they are empty here, not errors
-        self.tables = {
-            name: _with_columns(tables, name, frame) for name, frame in tables.study_tables(data_dir).items()
-        }
+        # the feeds staged in DuckDB (as `scrapy tables` does): the page is made of aggregates, in
+        # memory that does not grow with the study
+        self.staged = table_writer.StudyDatabase(
+            self.data_dir / ".report-staging.duckdb",
+            private=settings.getbool("TIKTOK_PRIVATE_FILES"),
+            memory_mb=settings.getint("TIKTOK_TABLES_MEMORY_MB"),
+        )
+        try:
+            for name, path in tables.study_feeds(self.data_dir).items():
+                self.staged.add(name, [path])
+        except BaseException:
+            self.staged.close()
+            raise
+        self.rows = {name: self.value(f'SELECT count(*) FROM "{name}"') for name in self.staged.columns}
         self.ledger = Ledger(self.data_dir) if (self.data_dir / FILENAME).is_file() else None
 
     def close(self) -> None:
+        self.staged.close()
         if self.ledger is not None:
             self.ledger.close()
 
-    # -- sections -------------------------------------------------------------------------
+    def has(self, table: str, *columns: str) -> bool:
+        """Whether the study holds ``table`` with these columns (a feed collected with fewer
+        fields lacks some: their parts of the page say so, they are not errors)."""
+        return table in self.staged.columns and all(column in self.staged.columns[table] for column in columns)
+
+    def fetch(self, query: str) -> list[tuple[Any, ...]]:
+        return self.staged.connection.execute(query).fetchall()
+
+    def value(self, query: str) -> Any:
+        return self.fetch(query)[0][0]
+
+    def histogram(self, table: str, column: str, title: str, unit: str) -> str:
+        values = f'SELECT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL'
+        maximum = self.value(f'SELECT max("{column}") FROM "{table}"')
+        return _log_histogram(maximum, self.staged.connection.sql(values).to_arrow_reader(100_000), title, unit)
 
     def study(self) -> str:
         stages = self.manifest.get("stages", {})
@@ -172,7 +194,7 @@ class Report:
         return "".join(parts)
 
     def collected(self) -> str:
-        rows = [(name, len(frame)) for name, frame in self.tables.items()]
+        rows = list(self.rows.items())
         if not rows:
             return _note("Nothing collected yet.")
         return _table(rows, ("feed", "records"))
@@ -187,9 +209,11 @@ class Report:
             parts.append(_table(tallies, ("stage", "done", "failed", "begun", "not started")))
         unavailable = [
             (name.removesuffix("_unavailable"), reason, count)
-            for name, frame in self.tables.items()
-            if name.endswith("_unavailable") and len(frame)
-            for reason, count in Counter(frame["reason"]).most_common()
+            for name in self.rows
+            if name.endswith("_unavailable") and self.has(name, "reason")
+            for reason, count in self.fetch(
+                f'SELECT reason, count(*) AS n FROM "{name}" GROUP BY reason ORDER BY n DESC, min(_row)'
+            )
         ]
         parts.append(
             _table(unavailable, ("stage", "why the API would not serve the user", "users"))
@@ -219,41 +243,51 @@ class Report:
         return figure.svg() + _table([(day, count) for day, count in days.items()], ("UTC day", "requests"))
 
     def videos(self) -> str:
-        videos = self.tables.get("videos")
-        if videos is None or videos.empty:
+        import pandas as pd
+
+        if not self.rows.get("videos"):
             return _note("No videos collected yet.")
         parts = []
-        days = videos["create_time"].dt.tz_convert("UTC").dt.floor("D")
-        regions = videos["region_code"].fillna("unknown")
-        top = regions.value_counts().index[:6]
-        grouped = (
-            videos.assign(day=days, region=regions.where(regions.isin(top), "other"))
-            .groupby(["day", "region"])
-            .size()
-            .unstack(fill_value=0)
-        )
-        if grouped.empty:
+        by_day = []
+        if self.has("videos", "create_time"):
+            region = "coalesce(region_code, 'unknown')" if self.has("videos", "region_code") else "'unknown'"
+            top = f"SELECT {region} FROM videos GROUP BY 1 ORDER BY count(*) DESC, min(_row) LIMIT 6"
+            by_day = self.fetch(
+                f"SELECT date_trunc('day', create_time) AS day, "
+                f"CASE WHEN {region} IN ({top}) THEN {region} ELSE 'other' END AS region, count(*) "
+                "FROM videos WHERE create_time IS NOT NULL GROUP BY ALL ORDER BY ALL"
+            )
+        if not by_day:
             parts.append(_note("No create_time collected (the videos were asked without it)."))
         else:
+            grouped = pd.DataFrame(by_day, columns=["day", "region", "videos"]).pivot_table(
+                index="day", columns="region", values="videos", aggfunc="sum", fill_value=0
+            )
             figure = Figure("Videos per day, by region")
             grouped.plot(ax=figure.axes, kind="area", stacked=True, linewidth=0)
             figure.axes.set_xlabel("day posted (UTC)")
             figure.axes.set_ylabel("videos")
             parts.append(figure.svg())
-        hashtags = Counter(tag for tags in videos["hashtag_names"] if isinstance(tags, list) for tag in tags)
+        hashtags = (
+            self.fetch(
+                "SELECT tag, count(*) AS n FROM (SELECT unnest(from_json(hashtag_names, '[\"VARCHAR\"]')) AS tag, "
+                "_row FROM videos) GROUP BY tag ORDER BY n DESC, min(_row) LIMIT 15"
+            )
+            if self.has("videos", "hashtag_names")
+            else []
+        )
         if hashtags:
-            common = hashtags.most_common(15)[::-1]
+            common = hashtags[::-1]
             figure = Figure("Top hashtags", height=4.5)
             figure.axes.barh([f"#{tag}" for tag, _ in common], [n for _, n in common], color="#55a868")
             figure.axes.set_xlabel("videos")
             parts.append(figure.svg())
-        labels = Counter(
-            json.dumps(value, sort_keys=True)
-            for column in ("video_tag", "video_label")
-            if column in videos
-            for value in videos[column]
-            if value not in (None, {}) and not (isinstance(value, float))
-        )
+        labels: Counter[str] = Counter()
+        for column in ("video_tag", "video_label"):
+            if self.has("videos", column):  # few distinct values: counted by DuckDB, keyed here
+                for text, count in self.fetch(f"SELECT {column}, count(*) FROM videos GROUP BY 1 ORDER BY min(_row)"):
+                    if text is not None and (value := json.loads(text)) != {}:
+                        labels[json.dumps(value, sort_keys=True)] += count
         parts.append(
             _table([(label, n) for label, n in labels.most_common(10)], ("video_tag / video_label, as sent", "videos"))
             if labels
@@ -262,25 +296,31 @@ class Report:
         return "".join(parts)
 
     def engagement(self) -> str:
-        videos = self.tables.get("videos")
-        if videos is None or videos.empty:
+        if not self.rows.get("videos"):
             return _note("No videos collected yet.")
         return "".join(
-            _log_histogram(videos[column], f"Videos by {column.replace('_', ' ')}", column.split("_")[0] + "s")
+            self.histogram("videos", column, f"Videos by {column.replace('_', ' ')}", column.split("_")[0] + "s")
             for column in ("view_count", "like_count", "share_count", "comment_count")
-            if column in videos
+            if self.has("videos", column)
         )
 
     def comments(self) -> str:
-        videos, comments = self.tables.get("videos"), self.tables.get("comments")
-        if comments is None or videos is None:
+        if not self.has("comments", "video_id") or not self.has("videos", "id", "comment_count"):
             return _note("No comments collected yet.")
-        served = comments.groupby("video_id").size()
-        counts = videos.set_index("id")["comment_count"].dropna().astype("int64")
-        joined = counts.to_frame("reported").join(served.rename("collected"), how="left").fillna(0)
+        served = (
+            "SELECT v.comment_count AS reported, coalesce(c.n, 0) AS collected FROM videos v "
+            "LEFT JOIN (SELECT video_id, count(*) AS n FROM comments GROUP BY video_id) c ON v.id = c.video_id "
+            "WHERE v.comment_count IS NOT NULL"
+        )
+        videos, reported, collected = self.fetch(
+            f"SELECT count(*), coalesce(sum(reported), 0), coalesce(sum(collected), 0) FROM ({served})"
+        )[0]
+        sampled = videos > SCATTER_POINTS
+        sample = f" USING SAMPLE reservoir({SCATTER_POINTS} ROWS) REPEATABLE (1)" * sampled
+        points = self.fetch(f"SELECT * FROM ({served}){sample}")
         cap = self.settings.getint("TIKTOK_COMMENT_CAP") or api.COMMENT_CAP
         figure = Figure("Comments collected against each video's comment_count", height=4.5)
-        figure.axes.scatter(joined["reported"] + 1, joined["collected"] + 1, s=8, alpha=0.5)
+        figure.axes.scatter([r + 1 for r, _ in points], [c + 1 for _, c in points], s=8, alpha=0.5)
         figure.axes.set_xscale("log")
         figure.axes.set_yscale("log")
         figure.axes.axhline(cap + 1, color="#c44e52", linestyle="--", label=f"the API's cap ({cap:,})")
@@ -290,20 +330,27 @@ class Report:
         parts = [
             figure.svg(),
             _note(
-                f"{int(joined['collected'].sum()):,} comments collected of {int(joined['reported'].sum()):,} "
+                f"{int(collected):,} comments collected of {int(reported):,} "
                 "counted: hidden and deleted comments are counted but not served, and only the top "
                 f"{cap:,} of a video are."
+                + (
+                    f" The plot shows {SCATTER_POINTS:,} of the {videos:,} videos, drawn at random."
+                    if videos > SCATTER_POINTS
+                    else ""
+                )
             ),
         ]
-        replies = self.tables.get("replies")
-        if replies is not None and len(replies):
-            collected = replies.groupby("parent_comment_id").size()
-            asked = comments.set_index("id")["reply_count"].dropna().astype("int64")
-            asked = asked[asked > 0]
+        if self.rows.get("replies") and self.has("replies", "parent_comment_id"):
+            replies, parents = self.fetch('SELECT count(*), count(DISTINCT parent_comment_id) FROM "replies"')[0]
+            asked, on = (
+                self.fetch("SELECT coalesce(sum(reply_count), 0), count(*) FROM comments WHERE reply_count > 0")[0]
+                if self.has("comments", "reply_count")
+                else (0, 0)
+            )
             parts.append(
                 _note(
-                    f"Replies: {len(replies):,} collected for {len(collected):,} comments; "
-                    f"the comments feed counts {int(asked.sum()):,} replies on {len(asked):,} comments."
+                    f"Replies: {replies:,} collected for {parents:,} comments; "
+                    f"the comments feed counts {int(asked):,} replies on {on:,} comments."
                 )
             )
         else:
@@ -311,10 +358,11 @@ class Report:
         return "".join(parts)
 
     def users(self) -> str:
-        users = self.tables.get("users")
-        if users is None or users.empty:
+        if not self.rows.get("users"):
             return _note("No user profiles collected yet.")
-        return _log_histogram(users["follower_count"], "Authors by follower count", "followers")
+        if not self.has("users", "follower_count"):
+            return _note("No follower_count collected (the profiles were asked without it).")
+        return self.histogram("users", "follower_count", "Authors by follower count", "followers")
 
     def refresh(self) -> str:
         history = Refreshes(self.ledger).history() if self.ledger is not None else []

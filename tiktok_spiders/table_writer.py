@@ -5,7 +5,7 @@ memory in proportion to the study (a million videos took 5.8 GB).  Here every
 feed is read :data:`CHUNK_ROWS` records at a time and typed by the same
 :func:`tables.typed` (ids exact, a float id an error), staged in a DuckDB file
 beside the output (JSON values as their text), deduplicated and joined by SQL
-that DuckDB spills to disk beyond :data:`MEMORY_LIMIT`, and written out again a
+that DuckDB spills to disk beyond :data:`MEMORY_MB`, and written out again a
 chunk at a time in feed order.  Peak memory depends on the chunk size, not on
 the number of records.  The staging file lives in the output directory, private
 like the tables, and is removed however the run ends.
@@ -35,8 +35,9 @@ from tiktok_spiders.seeds import feed_format, read_records
 
 #: Records per chunk, read, typed and written at a time (a few hundred MB for videos).
 CHUNK_ROWS = 20_000
-#: What DuckDB may hold before its joins, deduplication and sorts spill to disk.
-MEMORY_LIMIT = "1GB"
+#: What DuckDB may hold (MB) before its joins, deduplication and sorts spill to disk
+#: (``TIKTOK_TABLES_MEMORY_MB``).
+MEMORY_MB = 1024
 _SQL_TYPES = {"int": "BIGINT", "time": "TIMESTAMPTZ", "bool": "BOOLEAN"}
 _ARROW_TO_PANDAS = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get
 
@@ -75,8 +76,11 @@ class StudyDatabase:
     """Feeds staged in a DuckDB file, each as a table of the same name with its rows' feed
     order in ``_row``; :meth:`query` gives a table (joined, unless not asked) back in chunks."""
 
-    def __init__(self, path: Path, private: bool = True, chunk_rows: int = CHUNK_ROWS) -> None:
+    def __init__(
+        self, path: Path, private: bool = True, chunk_rows: int = CHUNK_ROWS, memory_mb: int = MEMORY_MB
+    ) -> None:
         self.path = path
+        self.memory_mb = memory_mb
         self.private = private
         self.chunk_rows = chunk_rows
         #: Per table, the columns its feeds held, in the order they first appeared.
@@ -85,8 +89,9 @@ class StudyDatabase:
         self.connection = duckdb.connect(str(path))
         restrict(path, private)
         temp = path.with_name(path.name + ".tmp")
-        self.connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        self.connection.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
         self.connection.execute(f"SET temp_directory = '{temp}'")
+        self.connection.execute("SET TimeZone = 'UTC'")  # days and times as the tables give them
 
     def _remove_files(self) -> None:
         import shutil
@@ -382,7 +387,7 @@ def write_database(
     with atomic_path(path, private=private) as partial:
         partial.unlink(missing_ok=True)  # DuckDB makes its own file
         with duckdb.connect(str(partial)) as database:
-            database.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            database.execute(f"SET memory_limit = '{int(study.memory_mb)}MB'")
             for name in names:
                 query = study.sql(name, joined=False)
                 chunks = study.chunks(query)
