@@ -2,15 +2,21 @@
 
 Paths, field lists, condition vocabulary, response keys, error codes and the
 quirky messages the API is known to send live here and nowhere else, so the
-spiders and the emulator agree by construction.  Sources: ``api-reference.md`` and,
+spiders and the emulator agree by construction; so do the helpers every layer
+reads answers with (errors, ``Retry-After``, ids), the request meta keys that pass
+between spiders and middlewares, and the one backoff.  Sources: ``api-reference.md`` and,
 where they differ, ``api-reference-2026.md`` (its section 8 lists the corrections).
 """
 
 from __future__ import annotations
 
+import random
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+
+if TYPE_CHECKING:
+    from scrapy.http import Response
 
 DEFAULT_BASE_URL = "https://open.tiktokapis.com"
 
@@ -268,4 +274,54 @@ def user_unavailable_reason(message: str) -> str | None:
         return "not_found"
     if USER_REFUSED.search(message):
         return "refused"
+    return None
+
+
+# -- requests and answers: meta keys, errors, backoff -----------------------------------
+
+#: The spider sets this on requests whose search id came from an earlier run:
+#: if the API says it expired, retrying cannot help, the spider starts afresh.
+RESUMED_SEARCH = "tiktok_resumed_search"
+#: Set on requests to an endpoint that answers 500 *with* its data (playlists): such
+#: an answer is passed on, not retried.
+MAY_SUCCEED_WITH_500 = "tiktok_500_may_succeed"
+
+
+def json_error(response: Response) -> tuple[str, str]:
+    """``(code, message)`` of an API answer, ``("", "")`` when it is not JSON."""
+    if b"json" not in (response.headers.get(b"Content-Type") or b""):
+        return ("", "")
+    try:
+        return error_of(answer_json(response))
+    except ValueError:
+        return ("", "")
+
+
+def retry_after(response: Response) -> float | None:
+    """The seconds a ``Retry-After`` header asks us to wait: the server's word, not capped."""
+    value = response.headers.get(b"Retry-After")
+    return float(value) if value and value.isdigit() else None
+
+
+def backoff(attempt: int, base: float, maximum: float) -> float:
+    """Seconds to wait before retry ``attempt`` (0 first): ``base * 2**attempt`` capped at
+    ``maximum``, half of it fixed and half random, so that clients retrying together spread out."""
+    cap = min(maximum, base * 2**attempt)
+    return cap / 2 + random.uniform(0, cap / 2)  # noqa: S311 - jitter, not security
+
+
+INT64_MAX = 2**63 - 1
+
+
+def as_int(value: Any) -> int | None:
+    """An id as an exact int64 (the API sends int64 numbers; some files hold them as text).
+
+    None for anything else, including a number outside int64, which no table could hold.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and -INT64_MAX - 1 <= value <= INT64_MAX:
+        return value
     return None

@@ -27,7 +27,7 @@ def _env(name: str, default: str) -> str:
 BOT_NAME = "tiktok_spiders"
 SPIDER_MODULES = ["tiktok_spiders.spiders"]
 NEWSPIDER_MODULE = "tiktok_spiders.spiders"
-# `crawl` (exit status from the outcome, one-line errors) and `emulator`
+# crawl (exit status from the outcome, one-line errors), study, tables, refresh, report
 COMMANDS_MODULE = "tiktok_spiders.commands"
 
 # --- Credentials and places -------------------------------------------------
@@ -66,7 +66,7 @@ TIKTOK_WAIT_FOR_QUOTA_RESET = _env("TIKTOK_WAIT_FOR_QUOTA_RESET", "false")
 # Attempts after the first for 5xx, timeouts, dropped connections, rate limits
 # and the API's transient "Search Id ... invalid" / "Invalid count or cursor".
 TIKTOK_RETRY_TIMES = _env("TIKTOK_RETRY_TIMES", "8")
-# Exponential backoff: base * 2**attempt seconds, with full jitter, capped.
+# Exponential backoff: base * 2**attempt seconds, capped, half of it random (api.backoff).
 TIKTOK_RETRY_BACKOFF_BASE = _env("TIKTOK_RETRY_BACKOFF_BASE", "1.0")
 TIKTOK_RETRY_BACKOFF_MAX = _env("TIKTOK_RETRY_BACKOFF_MAX", "60")
 

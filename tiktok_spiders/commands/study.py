@@ -37,9 +37,9 @@ from scrapy.exceptions import UsageError
 from tiktok_spiders.commands.crawl import exit_status, open_data_dir
 from tiktok_spiders.items import KINDS, unavailable_kind
 from tiktok_spiders.ledger import DONE, FILENAME, Ledger
-from tiktok_spiders.middlewares.auth import AccessToken
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument
 from tiktok_spiders.terminal import QuietRun
+from tiktok_spiders.token import AccessToken
 
 if TYPE_CHECKING:
     import argparse

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -13,44 +12,22 @@ from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 
 from tiktok_spiders import api
-from tiktok_spiders.middlewares import is_api_request, stop_crawl
+from tiktok_spiders.middlewares import is_api_request
+from tiktok_spiders.stopping import stop_crawl
+from tiktok_spiders.token import (
+    AUTH_RETRIES,
+    TOKEN_REQUEST,
+    TOKEN_RETRY_TIMES,
+    CredentialsRejected,
+    TokenUnavailable,
+    shared_token,
+)
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
 logger = logging.getLogger(__name__)
-
-TOKEN_REQUEST = "tiktok_token_request"  # noqa: S105 - a request meta key, not a secret
-AUTH_RETRIES = "tiktok_auth_retries"
-#: Retries of the token request itself (about 7 s of backoff in all): a page waiting for
-#: the token is not retried for it, so an unreachable API fails in seconds, not hours.
-TOKEN_RETRY_TIMES = 3
-
-
-class CredentialsRejected(IgnoreRequest):
-    """The API refused the client key and secret: nothing can be collected."""
-
-
-class TokenUnavailable(IgnoreRequest):
-    """No access token could be had (API unreachable, or an answer that is not a token)."""
-
-
-@dataclass
-class AccessToken:
-    """The token in use and when to renew it (a ``time.monotonic()`` time); in memory only."""
-
-    value: str | None = field(default=None, repr=False)  # a secret: never in a repr, hence a log
-    renew_at: float = 0.0
-
-
-def shared_token(crawler: Crawler) -> AccessToken:
-    """The crawler's token: its own, or one that ``scrapy study`` hands from stage to stage
-    (one fetch, one round trip, per study instead of per stage)."""
-    token = getattr(crawler, "tiktok_access_token", None)
-    if token is None:
-        token = crawler.tiktok_access_token = AccessToken()  # type: ignore[attr-defined]
-    return token
 
 
 class AccessTokenMiddleware:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 from typing import TYPE_CHECKING
 
 from tiktok_spiders import api
-from tiktok_spiders.middlewares import is_api_request, wait_unless_stopping
-from tiktok_spiders.middlewares.retry import json_error, retry_after
+from tiktok_spiders.middlewares import is_api_request
+from tiktok_spiders.stopping import wait_unless_stopping
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -76,7 +75,7 @@ class PaceMiddleware:
             if request.meta.get(SENT_AT, 0.0) >= self.paused_at:
                 self.streak = 0
             return response
-        code = json_error(response)[0] if response.status == 429 else None
+        code = api.json_error(response)[0] if response.status == 429 else None
         if code is None or code == api.DAILY_QUOTA_EXCEEDED:  # the quota is the quota middleware's
             return response
         # rate_limit_exceeded, or a 429 without the API's envelope (a gateway's page): too fast
@@ -106,10 +105,9 @@ class PaceMiddleware:
             halved = 2 * self.interval if self.interval else 2 / max(sent_last_second, 1)
             self.interval = min(self.backoff_max, halved)
         self.streak += 1
-        pause = retry_after(response)
+        pause = api.retry_after(response)
         if pause is None:
-            cap = min(self.backoff_max, self.backoff_base * 2 ** (self.streak - 1))
-            pause = cap / 2 + random.uniform(0, cap / 2)  # noqa: S311 - jitter, not security
+            pause = api.backoff(self.streak - 1, self.backoff_base, self.backoff_max)
         self.paused_at, self.resume_at = now, max(self.resume_at, now + pause)
         self.crawler.stats.inc_value("tiktok/rate_limit/pauses")
         self.crawler.stats.set_value("tiktok/rate_limit/max_requests_per_second", round(1 / self.interval, 2))

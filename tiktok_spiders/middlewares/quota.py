@@ -25,10 +25,10 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from tiktok_spiders import api
 from tiktok_spiders.ledger import Ledger, utc_today
-from tiktok_spiders.middlewares import CrawlStopping, is_api_request, is_stopping, stop_crawl, wait_unless_stopping
-from tiktok_spiders.middlewares.auth import TOKEN_REQUEST
-from tiktok_spiders.middlewares.retry import json_error
+from tiktok_spiders.middlewares import is_api_request
 from tiktok_spiders.quota_file import QuotaFile
+from tiktok_spiders.stopping import CrawlStopping, is_stopping, stop_crawl, wait_unless_stopping
+from tiktok_spiders.token import TOKEN_REQUEST
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -127,7 +127,7 @@ class DailyQuotaMiddleware:
     async def process_response(self, request: Request, response: Response) -> Request | Response:
         if response.status != 429 or not self._counts(request):
             return response
-        code, _ = json_error(response)
+        code, _ = api.json_error(response)
         if code != api.DAILY_QUOTA_EXCEEDED:
             return response
         self.crawler.stats.inc_value(f"tiktok/api_error/{code}")

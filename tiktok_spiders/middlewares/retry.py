@@ -12,14 +12,14 @@ pace middleware's: it slows the whole crawl down.
 from __future__ import annotations
 
 import logging
-import random
 from typing import TYPE_CHECKING
 
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.utils.misc import load_object
 
 from tiktok_spiders import api
-from tiktok_spiders.middlewares import is_api_request, wait_unless_stopping
+from tiktok_spiders.middlewares import is_api_request
+from tiktok_spiders.stopping import wait_unless_stopping
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -29,28 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({500, 502, 503, 504, 408, 522, 524})
-#: The spider sets this on requests whose search id came from an earlier run:
-#: if the API says it expired, retrying cannot help, the spider starts afresh.
-RESUMED_SEARCH = "tiktok_resumed_search"
-#: Set on requests to an endpoint that answers 500 *with* its data (playlists): such
-#: an answer is passed on, not retried.
-MAY_SUCCEED_WITH_500 = "tiktok_500_may_succeed"
-
-
-def json_error(response: Response) -> tuple[str, str]:
-    """``(code, message)`` of an API answer, ``("", "")`` when it is not JSON."""
-    if b"json" not in (response.headers.get(b"Content-Type") or b""):
-        return ("", "")
-    try:
-        return api.error_of(api.answer_json(response))
-    except ValueError:
-        return ("", "")
-
-
-def retry_after(response: Response) -> float | None:
-    """The seconds a ``Retry-After`` header asks us to wait: the server's word, not capped."""
-    value = response.headers.get(b"Retry-After")
-    return float(value) if value and value.isdigit() else None
 
 
 class ApiRetryMiddleware:
@@ -71,21 +49,20 @@ class ApiRetryMiddleware:
     def retry_reason(self, request: Request, response: Response, code: str, message: str) -> str | None:
         """Why this answer (with its error ``code`` and ``message``) deserves another try, or None."""
         if response.status in RETRY_STATUSES:
-            if response.status == 500 and request.meta.get(MAY_SUCCEED_WITH_500) and _has_data(response):
+            if response.status == 500 and request.meta.get(api.MAY_SUCCEED_WITH_500) and _has_data(response):
                 return None
             return f"http_{response.status}" + (f"_{code}" if code else "")
         if response.status == 400 and api.is_retryable_bug(message):
             if api.SEARCH_ID_INVALID.search(message):
-                return None if request.meta.get(RESUMED_SEARCH) else "search_id_invalid"
+                return None if request.meta.get(api.RESUMED_SEARCH) else "search_id_invalid"
             return "invalid_cursor"
         return None
 
     def backoff(self, request: Request, response: Response | None = None) -> float:
-        if response is not None and (wait := retry_after(response)) is not None:
+        if response is not None and (wait := api.retry_after(response)) is not None:
             return wait
         attempt = request.meta.get("retry_times", 0)
-        cap = min(self.backoff_max, self.backoff_base * 2**attempt)
-        return cap / 2 + random.uniform(0, cap / 2)  # noqa: S311 - jitter, not security
+        return api.backoff(attempt, self.backoff_base, self.backoff_max)
 
     async def _retry_later(self, request: Request, reason: str, response: Response | None = None) -> Request | None:
         assert self.crawler.spider is not None
@@ -105,7 +82,7 @@ class ApiRetryMiddleware:
             return response
         if response.status == 200:
             return response
-        code, message = json_error(response)
+        code, message = api.json_error(response)
         self.crawler.stats.inc_value(f"tiktok/api_error/{code or f'http_{response.status}'}")
         reason = self.retry_reason(request, response, code, message)
         if reason is None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem
 
+from tiktok_spiders import api
 from tiktok_spiders.pipelines import RecordPipeline
 
 if TYPE_CHECKING:
@@ -50,23 +51,6 @@ def map_strings(value: Any, clean: Callable[[str], str]) -> Any:
     return value
 
 
-INT64_MAX = 2**63 - 1
-
-
-def as_int(value: Any) -> int | None:
-    """An id as an exact int64 (the API sends int64 numbers; some files hold them as text).
-
-    None for anything else, including a number outside int64, which no table could hold.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, int) and -INT64_MAX - 1 <= value <= INT64_MAX:
-        return value
-    return None
-
-
 class ValidationPipeline(RecordPipeline):
     def _drop(self, field: str, problem: str) -> DropItem:
         self.stats.inc_value(f"tiktok/validation/{field}/{problem}")
@@ -94,7 +78,7 @@ class ValidationPipeline(RecordPipeline):
             value = record[name]
             if value is None:
                 continue
-            number = as_int(value)
+            number = api.as_int(value)
             if number is None:
                 raise self._drop(name, "not_an_integer")
             record[name] = number

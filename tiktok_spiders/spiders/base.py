@@ -28,10 +28,9 @@ from tiktok_spiders import api
 from tiktok_spiders.config import ConfigError, check_data_dir, check_settings
 from tiktok_spiders.items import UnavailableUser, kind_of, known_fields
 from tiktok_spiders.ledger import Ledger, LedgerWriteError
-from tiktok_spiders.middlewares import stop_crawl
-from tiktok_spiders.middlewares.auth import TokenUnavailable
-from tiktok_spiders.middlewares.retry import json_error
 from tiktok_spiders.seeds import SeedFileError, check_feed, read_values
+from tiktok_spiders.stopping import stop_crawl
+from tiktok_spiders.token import TokenUnavailable
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -287,7 +286,7 @@ class ApiSpider(Spider):
         seed = request.cb_kwargs["seed"]
         if isinstance(failure.value, HttpError):
             response = failure.value.response
-            code, message = json_error(response)
+            code, message = api.json_error(response)
             handled = await self.on_api_error(request, response, code, message)
             if handled is not None:
                 return handled

@@ -14,13 +14,12 @@ from typing import Any
 
 from tiktok_spiders import api
 from tiktok_spiders.items import COMMENTS, Comment, known_fields
-from tiktok_spiders.pipelines.validate import as_int
 from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list, parse_fields
 
 
 def id_list(name: str, value: str) -> list[int]:
     """``-a video_ids=1,2`` as numbers, or :class:`BadArgument`."""
-    values = [as_int(part) for part in comma_list(value)]
+    values = [api.as_int(part) for part in comma_list(value)]
     if not values or None in values:
         raise BadArgument(f"{name} must be numbers, not {value!r}")
     return values  # type: ignore[return-value]
@@ -68,7 +67,7 @@ class CommentListSpider(SeedFeedSpider):
 
     def _has_enough(self, record: dict[str, Any]) -> bool:
         """Skip seeds whose feed counts fewer than the minimum (one without a count is asked)."""
-        count = as_int(record.get(self.count_column))
+        count = api.as_int(record.get(self.count_column))
         if count is not None and count < self.minimum:
             if not self.tallying:
                 self.crawler.stats.inc_value("tiktok/seeds/below_minimum")
@@ -76,11 +75,11 @@ class CommentListSpider(SeedFeedSpider):
         return True
 
     def convert(self, value: Any) -> int | None:
-        return as_int(value)
+        return api.as_int(value)
 
     def seed_weight(self, record: dict[str, Any]) -> int:
         """What a feed record counts (comments, replies), as many as the API serves: the most go first."""
-        count = as_int(record.get(self.count_column)) or 0
+        count = api.as_int(record.get(self.count_column)) or 0
         return min(count, self.cap) if self.cap else count
 
     def pages_for(self, record: dict[str, Any]) -> int:

@@ -14,8 +14,6 @@ from typing import Any
 
 from tiktok_spiders import api
 from tiktok_spiders.items import PLAYLIST_VIDEOS, PLAYLISTS, Playlist, PlaylistVideo, known_fields
-from tiktok_spiders.middlewares.retry import MAY_SUCCEED_WITH_500
-from tiktok_spiders.pipelines.validate import as_int
 from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list
 
 
@@ -30,13 +28,13 @@ class PlaylistsSpider(SeedFeedSpider):
     def __init__(self, *args: Any, videos: str | None = None, playlist_ids: str | None = None, **kwargs: Any) -> None:
         values = None
         if playlist_ids is not None:
-            values = [as_int(value) for value in comma_list(playlist_ids)]
+            values = [api.as_int(value) for value in comma_list(playlist_ids)]
             if not values or None in values:
                 raise BadArgument(f"playlist_ids must be numbers, not {playlist_ids!r}")
         super().__init__(*args, seed_values=values, seed_path=videos, **kwargs)
 
     def convert(self, value: Any) -> int | None:
-        return as_int(value)
+        return api.as_int(value)
 
     def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
         for playlist_id in self.seed_stream():
@@ -45,7 +43,7 @@ class PlaylistsSpider(SeedFeedSpider):
     def api_request(self, seed: str, body: dict[str, Any], **context: Any) -> Any:
         request = super().api_request(seed, body, **context)
         # a 500 reaches the callback; the retry middleware retries it only when it holds no data
-        request.meta.update({"handle_httpstatus_list": [500], MAY_SUCCEED_WITH_500: True})
+        request.meta.update({"handle_httpstatus_list": [500], api.MAY_SUCCEED_WITH_500: True})
         return request
 
     def page_error(self, response: Any, payload: Any) -> str | None:

@@ -29,10 +29,9 @@ from urllib3 import encode_multipart_formdata
 from tiktok_spiders import api
 from tiktok_spiders.config import feed_formats
 from tiktok_spiders.ledger import LedgerWriteError
-from tiktok_spiders.middlewares import CrawlStopping, wait_unless_stopping
-from tiktok_spiders.middlewares.retry import json_error
 from tiktok_spiders.purge import USER, Refreshes, Task
 from tiktok_spiders.spiders.base import ApiSpider
+from tiktok_spiders.stopping import CrawlStopping, wait_unless_stopping
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -187,7 +186,7 @@ class RefreshSpider(ApiSpider):
 
     async def on_download(self, response: Response, seed: str, task: Task) -> list[Any]:
         """The file of ids still valid (not the JSON envelope): the task's other ids are gone."""
-        code, message = json_error(response)
+        code, message = api.json_error(response)
         if code:
             return self.fail(seed, f"HTTP {response.status} {code}: {message} (no file of valid ids)")
         valid = valid_ids(response.body)

@@ -15,7 +15,6 @@ from typing import Any
 
 from tiktok_spiders import api
 from tiktok_spiders.items import COMMENTS, REPLIES, Reply, known_fields
-from tiktok_spiders.pipelines.validate import as_int
 from tiktok_spiders.spiders.comments import CommentListSpider, id_list
 
 
@@ -50,7 +49,7 @@ class RepliesSpider(CommentListSpider):
         )
 
     def seed_record_context(self, record: dict[str, Any]) -> int | None:
-        return as_int(record.get("video_id"))
+        return api.as_int(record.get("video_id"))
 
     def seeds(self) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
         for comment_id, video_id in self.seed_stream():
@@ -60,7 +59,7 @@ class RepliesSpider(CommentListSpider):
 
     def _video_of(self, comment_id: int) -> int | None:
         parent = self.ledger.record(COMMENTS.feed, str(comment_id))
-        return as_int(parent.get("video_id")) if parent else None
+        return api.as_int(parent.get("video_id")) if parent else None
 
     def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[Reply]:
         video_id = context.get("video_id")

@@ -17,7 +17,6 @@ from typing import Any, Self
 
 from tiktok_spiders import api
 from tiktok_spiders.items import VIDEOS, Video, known_fields
-from tiktok_spiders.middlewares.retry import RESUMED_SEARCH
 from tiktok_spiders.query import Query, QueryError
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument, comma_list, parse_fields
 from tiktok_spiders.terminal import note
@@ -195,7 +194,7 @@ class VideosSpider(ApiSpider):
         self, seed: str, body: dict[str, Any], cursor: int, search_id: str | None, **context: Any
     ) -> Any:
         request = self.api_request(seed, {**body, "cursor": cursor, "search_id": search_id})
-        request.meta[RESUMED_SEARCH] = True
+        request.meta[api.RESUMED_SEARCH] = True
         return request
 
     def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[Video]:

@@ -1,0 +1,52 @@
+"""Stopping a crawl from inside it: one reason, said once, and no one left waiting.
+
+Middlewares stop the crawl (the quota, rejected credentials), spiders and middlewares
+sleep without holding up Ctrl-C; both use these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from scrapy.exceptions import IgnoreRequest
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+_closing: set[asyncio.Future] = set()
+
+
+def stop_crawl(crawler: Crawler, reason: str) -> None:
+    """Close the spider with ``reason`` without waiting for it (safe inside a download)."""
+    engine = crawler.engine
+    if engine is not None and engine.spider is not None:
+        crawler.stats.set_value("tiktok/stop_reason", reason)
+        # kept until it is done: the event loop holds tasks only weakly
+        closing = asyncio.ensure_future(engine.close_spider_async(reason=reason))
+        _closing.add(closing)
+        closing.add_done_callback(_closing.discard)
+
+
+class CrawlStopping(IgnoreRequest):
+    """Not sent: the crawl is stopping (Ctrl-C, SIGTERM, quota); the page stays open."""
+
+
+def is_stopping(crawler: Crawler) -> bool:
+    """Whether the crawl is being stopped: by a signal (``Crawler.stop``) or by :func:`stop_crawl`."""
+    return not crawler.crawling or crawler.stats.get_value("tiktok/stop_reason") is not None
+
+
+async def wait_unless_stopping(crawler: Crawler, seconds: float) -> None:
+    """Sleep, but raise :class:`CrawlStopping` as soon as the crawl is being stopped.
+
+    Scrapy's graceful shutdown waits for every request in the downloader, so a
+    request sleeping out a backoff — or the hours to the next UTC midnight —
+    would keep Ctrl-C waiting that long.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        if is_stopping(crawler):
+            raise CrawlStopping("the crawl is stopping")
+        await asyncio.sleep(min(left, 0.25))
