@@ -1,0 +1,205 @@
+"""The unit tier: middlewares, pipelines, the ledger, the query builder and the API helpers, in-process.
+
+Each component is built the way Scrapy builds it (``get_crawler`` and the component's
+``from_crawler``) and called directly: no server, no subprocess, a fraction of a second each.
+The end-to-end tests (marked ``slow``) check the same components together, over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy import Spider
+from scrapy.exceptions import DropItem, IgnoreRequest
+from scrapy.http import JsonResponse, Request, Response
+from scrapy.utils.defer import deferred_f_from_coro_f
+from scrapy.utils.misc import build_from_crawler
+from scrapy.utils.test import get_crawler
+
+from tests.conftest import settings_for
+from tiktok_spiders import api
+from tiktok_spiders.items import Comment, Video
+from tiktok_spiders.ledger import DONE, FAILED, OPEN, Ledger, utc_today
+from tiktok_spiders.middlewares.quota import DailyQuotaMiddleware
+from tiktok_spiders.middlewares.retry import ApiRetryMiddleware
+from tiktok_spiders.pipelines.store import LedgerPipeline
+from tiktok_spiders.pipelines.validate import ValidationPipeline
+from tiktok_spiders.query import Query, QueryError
+from tiktok_spiders.token import TOKEN_REQUEST
+
+
+class NoServer:
+    """Settings point here; nothing is ever sent."""
+
+    base_url = "http://127.0.0.1:9"
+
+
+def crawler_for(tmp_path: Path, **overrides: Any):
+    crawler = get_crawler(Spider, settings_for(NoServer(), tmp_path / "data", **overrides))
+    crawler.spider = crawler._create_spider("units")
+    crawler.engine = crawler._create_engine()  # not started: stopping the crawl only marks it
+    crawler.crawling = True  # as during a crawl: the components check it before each request
+    return crawler
+
+
+def api_request(path: str = api.USER_INFO_PATH, **meta: Any) -> Request:
+    return Request(api.endpoint_url(NoServer.base_url, path), method="POST", meta=meta)
+
+
+def answer(request: Request, status: int, error: dict[str, str] | None = None, data: Any = None, **headers: str):
+    body = json.dumps({"data": data or {}, "error": error or {"code": "ok", "message": ""}}).encode()
+    return JsonResponse(
+        request.url, status=status, headers={"Content-Type": "application/json", **headers}, body=body, request=request
+    )
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+
+@deferred_f_from_coro_f
+async def test_a_5xx_is_retried_until_the_retries_are_spent_then_given_back(tmp_path: Path) -> None:
+    crawler = crawler_for(tmp_path, TIKTOK_RETRY_TIMES=2, TIKTOK_RETRY_BACKOFF_BASE=0)
+    retry = build_from_crawler(ApiRetryMiddleware, crawler)
+    request = api_request()
+    for attempt in (1, 2):
+        request = await retry.process_response(request, answer(request, 500, {"code": "internal_error"}))
+        assert isinstance(request, Request) and request.meta["retry_times"] == attempt
+    last = answer(request, 503)
+    assert await retry.process_response(request, last) is last, "retries spent: the answer goes to the spider"
+    assert crawler.stats.get_value("tiktok/api_error/internal_error") == 2
+    assert crawler.stats.get_value("tiktok/retry/count") == 2
+    assert crawler.stats.get_value("tiktok/retry/max_reached") == 1
+
+
+@deferred_f_from_coro_f
+async def test_what_is_not_retried(tmp_path: Path) -> None:
+    retry = build_from_crawler(ApiRetryMiddleware, crawler_for(tmp_path, TIKTOK_RETRY_BACKOFF_BASE=0))
+    playlist = api_request(api.PLAYLIST_INFO_PATH, **{api.MAY_SUCCEED_WITH_500: True})
+    with_data = answer(playlist, 500, {"code": "internal_error"}, data={"playlist_id": 1})
+    assert await retry.process_response(playlist, with_data) is with_data, "a 500 that carries its data"
+    without_data = answer(playlist, 500, {"code": "internal_error"})
+    assert isinstance(await retry.process_response(playlist, without_data), Request)
+
+    expired = {"code": "invalid_params", "message": "Search Id 7350000000000000000 is invalid or expired"}
+    fresh = api_request(api.VIDEO_QUERY_PATH)
+    assert isinstance(await retry.process_response(fresh, answer(fresh, 400, expired)), Request)
+    resumed = api_request(api.VIDEO_QUERY_PATH, **{api.RESUMED_SEARCH: True})
+    stale = answer(resumed, 400, expired)
+    assert await retry.process_response(resumed, stale) is stale, "an old run's search id: the spider starts afresh"
+
+    bad = answer(fresh, 400, {"code": "invalid_params", "message": "Invalid field name"})
+    assert await retry.process_response(fresh, bad) is bad, "a wrong request stays wrong"
+    elsewhere = Request("http://127.0.0.1:1/v2/research/user/info/", method="POST")
+    outage = answer(elsewhere, 500)
+    assert await retry.process_response(elsewhere, outage) is outage, "not the API: not ours to retry"
+
+
+def test_the_backoff_grows_is_capped_and_honours_retry_after(tmp_path: Path) -> None:
+    for attempt in range(12):
+        cap = min(60.0, 1.0 * 2**attempt)
+        assert all(cap / 2 <= api.backoff(attempt, 1.0, 60.0) <= cap for _ in range(50))
+    retry = build_from_crawler(ApiRetryMiddleware, crawler_for(tmp_path))
+    request = api_request()
+    assert retry.backoff(request, answer(request, 429, **{"Retry-After": "7"})) == 7, "the server's word, uncapped"
+    assert api.retry_after(answer(request, 429, **{"Retry-After": "soon"})) is None
+    assert api.json_error(Response(request.url, status=502, body=b"<html>Bad gateway</html>")) == ("", "")
+
+
+# -- the daily quota -------------------------------------------------------------------------
+
+
+@deferred_f_from_coro_f
+async def test_the_quota_is_reserved_before_each_request_and_stops_the_crawl_when_spent(tmp_path: Path) -> None:
+    crawler = crawler_for(tmp_path, TIKTOK_DAILY_REQUEST_LIMIT=2, TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT=1)
+    quota = build_from_crawler(DailyQuotaMiddleware, crawler)
+    assert await quota.process_request(api_request(**{TOKEN_REQUEST: True})) is None  # the token is free
+    for _ in range(2):
+        await quota.process_request(api_request())
+    assert crawler.stats.get_value("tiktok/quota_left_today") == 0
+    with pytest.raises(IgnoreRequest):
+        await quota.process_request(api_request())
+    await quota.process_request(api_request(api.FOLLOWERS_PATH))  # followers: a quota of their own
+    with pytest.raises(IgnoreRequest):
+        await quota.process_request(api_request(api.FOLLOWERS_PATH))
+    assert crawler.stats.get_value("tiktok/requests") == 3
+    today = utc_today().isoformat()
+    assert quota.ledger.requests_per_day() == {today: 2, f"{today}/follow": 1}, "counted in the study's ledger"
+    assert quota.quota.spent(utc_today()) == 2, "and in the key's quota file, shared by every study"
+
+
+# -- pipelines and the ledger -----------------------------------------------------------------
+
+
+def test_validation_keeps_ids_exact_and_cleans_text_it_counts(tmp_path: Path) -> None:
+    crawler = crawler_for(tmp_path)
+    validate = build_from_crawler(ValidationPipeline, crawler)
+    comment = validate.process_item(Comment(id="7300000000000000001", video_id=7, text="a\x00b \ud83d"))
+    assert comment.id == 7300000000000000001 and comment.text == "ab \ufffd"
+    assert crawler.stats.get_value("tiktok/validation/text/nul_stripped") == 1
+    assert crawler.stats.get_value("tiktok/validation/text/surrogate_replaced") == 1
+    for bad, problem in ((Comment(id=1.5, video_id=7), "id/not_an_integer"), (Comment(id=1), "video_id/missing")):
+        with pytest.raises(DropItem):
+            validate.process_item(bad)
+        assert crawler.stats.get_value(f"tiktok/validation/{problem}") == 1
+    with pytest.raises(DropItem):
+        validate.process_item(Video(id=2**63))
+    assert crawler.stats.get_value("tiktok/dropped") == 3
+
+
+def test_the_ledger_stores_each_record_once(tmp_path: Path) -> None:
+    crawler = crawler_for(tmp_path)
+    store = build_from_crawler(LedgerPipeline, crawler)
+    store.process_item(Video(id=1, username="a"))
+    with pytest.raises(DropItem):
+        store.process_item(Video(id=1, username="a, again"))
+    store.ledger.finish_page("units", "seed", cursor=None, search_id=None, has_more=False)
+    assert [json.loads(line)["username"] for line in store.ledger.record_lines("videos")] == ["a"]
+    assert crawler.stats.get_value("tiktok/duplicates/videos") == 1
+    store.ledger.close()
+
+
+def test_a_seed_goes_on_from_its_last_committed_page(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.finish_page("videos", "window-1", cursor=100, search_id="s1", has_more=True)
+    ledger.finish_page("videos", "window-1", cursor=200, search_id="s1", has_more=True)
+    state = ledger.seed("videos", "window-1")
+    assert state is not None and (state.status, state.cursor, state.search_id, state.pages) == (OPEN, 200, "s1", 2)
+    ledger.finish_page("videos", "window-1", cursor=None, search_id="s1", has_more=False)
+    ledger.fail_seed("videos", "window-2", "http_500 after 8 retries")
+    assert ledger.seed_counts("videos") == {DONE: 1, FAILED: 1}
+    assert ledger.failed_seeds("videos") == [("window-2", "http_500 after 8 retries")]
+    ledger.close()
+    reopened = Ledger(tmp_path)
+    assert reopened.seed("videos", "window-1") is not None, "committed: it outlives the process"
+    reopened.close()
+
+
+# -- the query builder -----------------------------------------------------------------------
+
+
+def test_a_query_is_checked_as_the_api_checks_it_and_sent_as_given() -> None:
+    raw = {
+        "and": [{"field_name": "hashtag_name", "operation": "IN", "field_values": ["climate", "vote"]}],
+        "not": [{"field_name": "region_code", "operation": "EQ", "field_values": ["US"]}],
+    }
+    assert Query.parse(raw).as_json() == raw
+    for wrong, said in (
+        ({}, "at least one"),
+        ({"and": [{"field_name": "region_code", "operation": "EQ", "field_values": ["UK"]}]}, "use GB"),
+        ({"and": [{"field_name": "view_count", "operation": "GT", "field_values": ["many"]}]}, "must be a number"),
+        ({"and": [{"field_name": "keyword", "operation": "EQ", "field_values": ["a", "b"]}]}, "one field value"),
+        ({"and": [{"field_name": "keyword", "operation": "GT", "field_values": ["a"]}]}, "not supported"),
+        ({"or": [{"field_name": "hashtag", "operation": "IN", "field_values": ["a"]}]}, "unknown field_name"),
+        ({"maybe": []}, "unknown query key"),
+    ):
+        with pytest.raises(QueryError, match=said):
+            Query.parse(wrong)
+
+
+def test_ids_are_exact_int64_or_nothing() -> None:
+    assert api.as_int("7300000000000000001") == 7300000000000000001
+    assert api.as_int(2**63 - 1) == 2**63 - 1
+    assert [api.as_int(value) for value in (2**63, 1.0, True, "12a", None)] == [None] * 5
