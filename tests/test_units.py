@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scrapy import Spider
+from scrapy import Spider, signals
 from scrapy.exceptions import DropItem, IgnoreRequest
 from scrapy.http import JsonResponse, Request, Response
 from scrapy.utils.defer import deferred_f_from_coro_f
@@ -28,6 +28,7 @@ from tiktok_spiders.middlewares.retry import ApiRetryMiddleware
 from tiktok_spiders.pipelines.store import LedgerPipeline
 from tiktok_spiders.pipelines.validate import ValidationPipeline
 from tiktok_spiders.query import Query, QueryError
+from tiktok_spiders.settings import ITEM_PIPELINES
 from tiktok_spiders.token import TOKEN_REQUEST
 
 
@@ -203,3 +204,41 @@ def test_ids_are_exact_int64_or_nothing() -> None:
     assert api.as_int("7300000000000000001") == 7300000000000000001
     assert api.as_int(2**63 - 1) == 2**63 - 1
     assert [api.as_int(value) for value in (2**63, 1.0, True, "12a", None)] == [None] * 5
+
+
+# -- a page's items through the pipelines ------------------------------------------------------
+
+
+class BrokenPipeline:
+    """A pipeline with a bug: Scrapy's item_error, then the page is not committed."""
+
+    def process_item(self, item: Any) -> Any:
+        if item.text == "boom":
+            raise RuntimeError("a bug in a pipeline")
+        return item
+
+
+@deferred_f_from_coro_f
+async def test_a_pages_items_go_through_the_pipelines_with_scrapys_signals_and_log_lines(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tiktok_spiders.spiders.comments import CommentsSpider
+
+    pipelines = {**ITEM_PIPELINES, "tests.test_units.BrokenPipeline": 50}
+    crawler = get_crawler(CommentsSpider, settings_for(NoServer(), tmp_path / "data", ITEM_PIPELINES=pipelines))
+    crawler.spider = spider = crawler._create_spider(video_ids="7")
+    crawler.engine = crawler._create_engine()
+    sent: dict[str, list[Any]] = {"scraped": [], "dropped": [], "error": []}
+    receivers = [lambda item, name=name, **_: sent[name].append(item) for name in sent]  # held: weakly connected
+    for name, receiver in zip(sent, receivers, strict=True):
+        crawler.signals.connect(receiver, getattr(signals, f"item_{name}"))
+    page = api_request(api.COMMENT_LIST_PATH)
+    response = answer(page, 200)
+    kept = Comment(id=1, video_id=7, text="first")
+    stored = await spider.process_items([kept, Comment(id=1, video_id=7, text="again"), Comment(id=2)], response)
+    assert stored == [kept] and sent["scraped"] == [kept] and len(sent["dropped"]) == 2
+    assert "Dropped a Comment: video_id is missing" in caplog.text and "again" not in caplog.text, "one line, no record"
+    with pytest.raises(RuntimeError):
+        await spider.process_items([Comment(id=3, video_id=7, text="boom")], response)
+    assert [item.id for item in sent["error"]] == [3]
+    spider.ledger.close()
