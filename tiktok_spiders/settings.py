@@ -126,7 +126,7 @@ SCRAPER_SLOT_MAX_ACTIVE_SIZE = 1_000_000
 # A callback returns at most the next page's request: its items went through the
 # pipelines inside it (ApiSpider.process_items).  Scrapy starts CONCURRENT_ITEMS
 # tasks per callback output; at its default of 100 that cost the comments stage about a
-# quarter of its time (measured without latency: ~10 s, now ~7 s).
+# quarter of its time (measured without latency: ~10 s, now ~7 s; docs/scrapy-internals.md).
 CONCURRENT_ITEMS = 1
 # The API can take minutes (504 after ~4 min); give it that long.
 DOWNLOAD_TIMEOUT = 300
@@ -135,7 +135,7 @@ DOWNLOAD_TIMEOUT = 300
 # with its reason instead.
 REDIRECT_ENABLED = False
 
-# Scrapy imports every component its base settings name, even a disabled one.  These
+# Scrapy imports every component its base settings name, even a disabled one (docs/scrapy-internals.md).  These
 # two are off above, and their imports (aiohttp, tldextract) cost 0.3 s at the start
 # of every crawl (python -X importtime), so they are not named at all.
 EXTENSIONS_BASE = {
@@ -165,7 +165,7 @@ EXTENSIONS = {
     "tiktok_spiders.extensions.export.LedgerFeeds": 500,
     "tiktok_spiders.extensions.progress.Progress": 600,
 }
-# Scrapy's in-memory stats without the per-call cost of its deprecation shim (see stats.py).
+# Scrapy's in-memory stats without the per-call cost of its deprecation shim (docs/scrapy-internals.md).
 STATS_CLASS = "tiktok_spiders.stats.StatsCollector"
 LOG_LEVEL = "INFO"
 LOG_FORMATTER = "tiktok_spiders.logformatter.QuietLogFormatter"
