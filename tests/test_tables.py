@@ -85,9 +85,10 @@ def test_tables_written_a_few_rows_at_a_time_are_the_tables_of_whole_frames(
     study_dir: Path, tmp_path: Path, fmt: str
 ) -> None:
     study = tables.study_tables(study_dir)
-    staging = tmp_path / "staging.duckdb"
+    staging = tmp_path / "staging"
     with table_writer.StudyDatabase(staging, chunk_rows=7) as staged:
         table_writer.stage_study(staged, tables.study_feeds(study_dir), list(study))
+        assert {path.stat().st_mode & 0o777 for path in (staging, *staging.iterdir()) if path.is_dir()} == {0o700}
         for name, frame in study.items():
             chunked, whole = tmp_path / f"{name}.{fmt}", tmp_path / "whole" / f"{name}.{fmt}"
             rows, columns = table_writer.write_table(staged, name, chunked, fmt)

@@ -7,8 +7,8 @@ feed is read :data:`CHUNK_ROWS` records at a time and typed by the same
 beside the output (JSON values as their text), deduplicated and joined by SQL
 that DuckDB spills to disk beyond :data:`MEMORY_MB`, and written out again a
 chunk at a time in feed order.  Peak memory depends on the chunk size, not on
-the number of records.  The staging file lives in the output directory, private
-like the tables, and is removed however the run ends.
+the number of records.  The staging database lives in a directory of its own beside
+the output, private like the tables (0700), and is removed however the run ends.
 
 For Parquet and DuckDB, a column of lists or objects needs one type for the
 whole file: the JSON columns are read once before writing and their types
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tiktok_spiders import tables
-from tiktok_spiders.files import atomic_path, make_dir, restrict
+from tiktok_spiders.files import atomic_path, make_dir
 from tiktok_spiders.seeds import feed_format, read_records
 
 #: Records per chunk, read, typed and written at a time (a few hundred MB for videos).
@@ -77,32 +78,25 @@ class StudyDatabase:
     order in ``_row``; :meth:`query` gives a table (joined, unless not asked) back in chunks."""
 
     def __init__(
-        self, path: Path, private: bool = True, chunk_rows: int = CHUNK_ROWS, memory_mb: int = MEMORY_MB
+        self, directory: Path, private: bool = True, chunk_rows: int = CHUNK_ROWS, memory_mb: int = MEMORY_MB
     ) -> None:
-        self.path = path
+        #: Created for the staging database, its write-ahead log and what DuckDB spills to disk,
+        #: private (0700) like the data: removed by :meth:`close`.
+        self.directory = directory
         self.memory_mb = memory_mb
-        self.private = private
         self.chunk_rows = chunk_rows
         #: Per table, the columns its feeds held, in the order they first appeared.
         self.columns: dict[str, list[str]] = {}
-        self._remove_files()  # left by a run that was killed
-        self.connection = duckdb.connect(str(path))
-        restrict(path, private)
-        temp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(directory, ignore_errors=True)  # left by a run that was killed
+        directory.mkdir(parents=True, mode=0o700 if private else 0o777)
+        self.connection = duckdb.connect(str(directory / "staging.duckdb"))
         self.connection.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
-        self.connection.execute(f"SET temp_directory = '{temp}'")
+        self.connection.execute(f"SET temp_directory = '{directory / 'spill'}'")
         self.connection.execute("SET TimeZone = 'UTC'")  # days and times as the tables give them
-
-    def _remove_files(self) -> None:
-        import shutil
-
-        for leftover in (self.path, self.path.with_name(self.path.name + ".wal")):
-            leftover.unlink(missing_ok=True)
-        shutil.rmtree(self.path.with_name(self.path.name + ".tmp"), ignore_errors=True)
 
     def close(self) -> None:
         self.connection.close()
-        self._remove_files()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> StudyDatabase:
         return self

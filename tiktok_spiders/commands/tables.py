@@ -92,7 +92,7 @@ class Command(ScrapyCommand):
         if not opts.inputs:
             self._warn_if_due(data_dir)
         # staged beside the output, private like it, removed however the run ends
-        staging = make_dir((output.parent if output else out_dir), private) / ".tables-staging.duckdb"
+        staging = make_dir((output.parent if output else out_dir), private) / ".tables-staging"
         try:
             with table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb) as study:
                 if opts.inputs:

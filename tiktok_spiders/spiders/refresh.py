@@ -260,7 +260,7 @@ class RefreshSpider(ApiSpider):
             from tiktok_spiders import table_writer, tables
 
             feeds = tables.study_feeds(data_dir)
-            staging = tables_dir / ".tables-staging.duckdb"
+            staging = tables_dir / ".tables-staging"
             memory_mb = self.settings.getint("TIKTOK_TABLES_MEMORY_MB")
             with table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb) as study:
                 table_writer.stage_study(study, feeds, feeds)
