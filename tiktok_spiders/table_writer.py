@@ -75,7 +75,8 @@ def feed_chunks(paths: Iterable[Path], chunk_rows: int = CHUNK_ROWS) -> Iterator
 
 class StudyDatabase:
     """Feeds staged in a DuckDB file, each as a table of the same name with its rows' feed
-    order in ``_row``; :meth:`query` gives a table (joined, unless not asked) back in chunks."""
+    order in ``_row``; :meth:`sql` and :meth:`chunks` give a table (joined, unless not asked) back
+    in chunks."""
 
     def __init__(
         self, directory: Path, private: bool = True, chunk_rows: int = CHUNK_ROWS, memory_mb: int = MEMORY_MB
@@ -114,7 +115,7 @@ class StudyDatabase:
             frame = tables.typed(raw)
             new = [column for column in frame.columns if column not in seen]
             if not seen:
-                columns = [*new, *(c for c in tables._columns_of(name) if c not in new)]
+                columns = [*new, *(c for c in tables.columns_of(name) if c not in new)]
                 definition = ", ".join(f"{_quote(c)} {_sql_type(c)}" for c in columns)
                 self.connection.execute(f"CREATE TABLE {staged} (_row BIGINT, {definition})")
                 known.update(columns)
@@ -126,7 +127,7 @@ class StudyDatabase:
             self._insert(staged, frame.assign(_row=range(rows, rows + len(frame))))
             rows += len(frame)
         if not seen:  # an empty feed: the columns its kind has
-            seen = list(tables._columns_of(name))
+            seen = list(tables.columns_of(name))
             definition = ", ".join(f"{_quote(c)} {_sql_type(c)}" for c in seen)
             self.connection.execute(f"CREATE TABLE {staged} (_row BIGINT{', ' if seen else ''}{definition})")
         self.columns[name] = seen
@@ -137,7 +138,7 @@ class StudyDatabase:
             where = f"WHERE _row IN ({first})"
         else:
             where = ""
-        self.connection.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM {staged} {where} ORDER BY _row")
+        self.connection.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM {staged} {where}")
         self.connection.execute(f"DROP TABLE {staged}")
 
     def _insert(self, table: str, frame: pd.DataFrame) -> None:
@@ -145,7 +146,7 @@ class StudyDatabase:
         for column in prepared.columns:
             if column == "_row":
                 continue
-            kind = tables._column_type(column)
+            kind = tables.column_type(column)
             if kind == "json" or (kind is None and prepared[column].dtype == object):
                 prepared[column] = [_as_text(value) for value in prepared[column]]
         incoming = pa.Table.from_pandas(prepared, preserve_index=False)
@@ -201,7 +202,7 @@ class StudyDatabase:
     def json_types(self, query: str) -> dict[str, pa.DataType | None]:
         """Per JSON column of a :meth:`sql` query, the one Arrow type that holds all its values,
         or None where none does (lists mixed with objects, clashing types): JSON text there."""
-        json_columns = [c for c in self.connection.sql(query).columns if tables._column_type(c) == "json"]
+        json_columns = [c for c in self.connection.sql(query).columns if tables.column_type(c) == "json"]
         if not json_columns:
             return {}
         found: dict[str, pa.DataType] = {}
@@ -228,7 +229,7 @@ _URL = (
 
 
 def _sql_type(column: str) -> str:
-    kind = tables._column_type(column)
+    kind = tables.column_type(column)
     return _SQL_TYPES.get(kind or "", "VARCHAR")
 
 
@@ -246,7 +247,7 @@ def _unify(first: pa.DataType, second: pa.DataType) -> pa.DataType:
 
 def _prepared(frame: pd.DataFrame, text_columns: Iterable[str]) -> pd.DataFrame:
     """A chunk as it is written: the JSON text columns as text."""
-    return tables._as_json_text(frame, [c for c in text_columns if c in frame.columns])
+    return tables.as_json_text(frame, [c for c in text_columns if c in frame.columns])
 
 
 def _schema(frame: pd.DataFrame, json_types: dict[str, pa.DataType | None]) -> pa.Schema:
@@ -269,8 +270,8 @@ def write_csv(chunks: Iterable[pd.DataFrame], path: Path, private: bool = True) 
     make_dir(path.parent, private)
     with atomic_path(path, private=private) as partial:
         for index, chunk in enumerate(chunks):
-            json_columns = [column for column in chunk.columns if tables._column_type(column) == "json"]
-            tables._as_json_text(chunk, json_columns).to_csv(
+            json_columns = [column for column in chunk.columns if tables.column_type(column) == "json"]
+            tables.as_json_text(chunk, json_columns).to_csv(
                 partial, index=False, encoding="utf-8", mode="w" if index == 0 else "a", header=index == 0
             )
             rows, columns = rows + len(chunk), len(chunk.columns)

@@ -62,7 +62,7 @@ FEED_KEYS = {kind.feed: list(kind.key_fields) for kind in KINDS.values()}
 FEED_COLUMNS = {kind.feed: [field.name for field in fields(kind.item_class)] for kind in KINDS.values()}
 
 
-def _columns_of(feed: str) -> list[str]:
+def columns_of(feed: str) -> list[str]:
     """The columns of a feed, known even when it is empty."""
     if feed.endswith("_unavailable"):
         return FEED_COLUMNS["users_unavailable"]
@@ -75,7 +75,7 @@ def video_url(username: Any, video_id: Any) -> str | None:
     return f"https://www.tiktok.com/@{username}/video/{int(video_id)}"
 
 
-def _column_type(column: str) -> str | None:
+def column_type(column: str) -> str | None:
     """``int``, ``time``, ``bool``, ``json`` or None, also for joined ``author_*`` / ``video_*`` columns."""
     for prefix in ("", "author_", "video_", "parent_"):
         name = column.removeprefix(prefix)
@@ -157,7 +157,7 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for column in frame.columns:
         dtype = frame[column].dtype
-        kind = _column_type(column)
+        kind = column_type(column)
         if (kind == "int" and dtype == "Int64") or (kind == "bool" and dtype == "boolean"):
             continue  # typed already (read back from Parquet or DuckDB)
         if kind == "time" and isinstance(dtype, pd.DatetimeTZDtype):
@@ -211,7 +211,7 @@ def load(paths: str | Path | Iterable[str | Path], key: list[str] | None = None)
     frames = [read_feed(path) for path in files]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if frame.empty and not len(frame.columns):
-        frame = pd.DataFrame(columns=_columns_of(files[0].stem))
+        frame = pd.DataFrame(columns=columns_of(files[0].stem))
     key = key or FEED_KEYS.get(files[0].stem) or [column for column in ("id", "username") if column in frame][:1]
     if key and all(column in frame for column in key) and len(frame):
         frame = frame.drop_duplicates(subset=key, keep="first", ignore_index=True)
@@ -312,7 +312,8 @@ def select(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return frame[mask.fillna(False).astype(bool)]
 
 
-def _as_json_text(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+def as_json_text(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """The columns' lists and objects as JSON text (for CSV, and Parquet columns no one type holds)."""
     out = frame.copy()
     for column in columns:
         out[column] = [None if value is None else json.dumps(value, ensure_ascii=False) for value in out[column]]
@@ -334,12 +335,12 @@ def export(frame: pd.DataFrame, path: str | Path, fmt: str | None = None, privat
         raise ValueError(f"unknown table format {fmt!r} (use csv or parquet)")
     make_dir(path.parent, private)
     with atomic_path(path, private=private) as partial:
-        json_columns = [column for column in frame.columns if _column_type(column) == "json"]
+        json_columns = [column for column in frame.columns if column_type(column) == "json"]
         if fmt == "parquet":
             mixed = [column for column in json_columns if _mixed_shapes(frame[column])]
-            _as_json_text(frame, mixed).to_parquet(partial, index=False)
+            as_json_text(frame, mixed).to_parquet(partial, index=False)
         else:
-            _as_json_text(frame, json_columns).to_csv(partial, index=False, encoding="utf-8")
+            as_json_text(frame, json_columns).to_csv(partial, index=False, encoding="utf-8")
     return path
 
 
