@@ -30,12 +30,19 @@ class Command(ScrapyCommand):
         parser.add_argument("--output", help="where the report goes (default <data dir>/report.html)")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        from tiktok_spiders.report import Report  # matplotlib and pandas: imported only for a report
+        import duckdb
+
+        from tiktok_spiders.config import ConfigError, check_settings
+        from tiktok_spiders.report import Report  # matplotlib, pandas, DuckDB: imported only for a report
 
         assert self.settings is not None
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
-        if not data_dir.is_dir():
-            print(f"error: data directory {data_dir} does not exist", file=sys.stderr)
+        try:
+            check_settings(self.settings)
+            if not data_dir.is_dir():
+                raise ConfigError(f"data directory {data_dir} does not exist")
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
             return
         try:
@@ -44,7 +51,12 @@ class Command(ScrapyCommand):
                 page = report.html()
             finally:
                 report.close()
-        except (ValueError, KeyError, OSError) as error:  # a feed that cannot be read, as `tables` says it
+        except (
+            ValueError,
+            KeyError,
+            OSError,
+            duckdb.Error,
+        ) as error:  # a feed that cannot be read, as `tables` says it
             print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
             return
