@@ -15,12 +15,14 @@ import pytest
 from scrapy import Spider, signals
 from scrapy.exceptions import DropItem, IgnoreRequest
 from scrapy.http import JsonResponse, Request, Response
+from scrapy.settings import Settings
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.test import get_crawler
 
 from tests.conftest import settings_for
 from tiktok_spiders import api
+from tiktok_spiders.config import ConfigError, check_settings
 from tiktok_spiders.items import Comment, Video
 from tiktok_spiders.ledger import DONE, FAILED, OPEN, Ledger, utc_today
 from tiktok_spiders.middlewares.quota import DailyQuotaMiddleware
@@ -176,6 +178,29 @@ def test_a_seed_goes_on_from_its_last_committed_page(tmp_path: Path) -> None:
     reopened = Ledger(tmp_path)
     assert reopened.seed("videos", "window-1") is not None, "committed: it outlives the process"
     reopened.close()
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("TIKTOK_RETRY_TIMES", "abc", "TIKTOK_RETRY_TIMES must be a whole number, not 'abc'"),
+        ("TIKTOK_RETRY_TIMES", "-1", "TIKTOK_RETRY_TIMES must be at least 0"),
+        ("TIKTOK_RETRY_BACKOFF_BASE", "-2", "TIKTOK_RETRY_BACKOFF_BASE must be at least 0"),
+        ("TIKTOK_DAILY_REQUEST_LIMIT", "1k", "TIKTOK_DAILY_REQUEST_LIMIT must be a whole number"),
+        ("TIKTOK_TABLES_MEMORY_MB", "10", "TIKTOK_TABLES_MEMORY_MB must be at least 64, not '10'"),
+        ("TIKTOK_WAIT_FOR_QUOTA_RESET", "yes please", "TIKTOK_WAIT_FOR_QUOTA_RESET must be true or false"),
+        ("TIKTOK_FEED_FORMATS", "jsonl,xml", "TIKTOK_FEED_FORMATS: unknown format 'xml'"),
+        ("TIKTOK_API_BASE_URL", "open.tiktokapis.com", "TIKTOK_API_BASE_URL must be an http(s) URL"),
+    ],
+)
+def test_a_bad_setting_is_named_in_one_sentence(tmp_path: Path, setting: str, value: str, message: str) -> None:
+    settings = Settings(settings_for(NoServer(), tmp_path, **{setting: value}))
+    with pytest.raises(ConfigError) as error:
+        check_settings(settings)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
 # -- the query builder -----------------------------------------------------------------------

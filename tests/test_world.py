@@ -287,25 +287,13 @@ def test_too_little_free_space_is_refused_before_anything_is_written(emulator: E
 # -- configuration and file-system mistakes ------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("setting", "value", "message"),
-    [
-        ("TIKTOK_RETRY_TIMES", "abc", "TIKTOK_RETRY_TIMES must be a whole number, not 'abc'"),
-        ("TIKTOK_RETRY_TIMES", "-1", "TIKTOK_RETRY_TIMES must be at least 0"),
-        ("TIKTOK_RETRY_BACKOFF_BASE", "-2", "TIKTOK_RETRY_BACKOFF_BASE must be at least 0"),
-        ("TIKTOK_DAILY_REQUEST_LIMIT", "1k", "TIKTOK_DAILY_REQUEST_LIMIT must be a whole number"),
-        ("TIKTOK_WAIT_FOR_QUOTA_RESET", "yes please", "TIKTOK_WAIT_FOR_QUOTA_RESET must be true or false"),
-        ("TIKTOK_FEED_FORMATS", "jsonl,xml", "TIKTOK_FEED_FORMATS: unknown format 'xml'"),
-        ("TIKTOK_API_BASE_URL", "open.tiktokapis.com", "TIKTOK_API_BASE_URL must be an http(s) URL"),
-    ],
-)
-def test_a_bad_setting_is_one_line_and_writes_nothing(
-    emulator: Emulator, tmp_path: Path, setting: str, value: str, message: str
-) -> None:
-    env = cli_env(emulator, tmp_path / "data", **{setting: value})
-    done = scrapy_cli(tmp_path, env, "crawl", "videos", *spider_args(ONE_WINDOW))
-    assert_one_line_error(done, message)
-    assert not (tmp_path / "data").exists()
+def test_a_bad_setting_is_one_line_and_writes_nothing(emulator: Emulator, tmp_path: Path) -> None:
+    """Every command checks the settings first (each setting's message: tests/test_units.py)."""
+    env = cli_env(emulator, tmp_path / "data", TIKTOK_RETRY_TIMES="abc")
+    for command in (("crawl", "videos", *spider_args(ONE_WINDOW)), ("tables",), ("report",)):
+        done = scrapy_cli(tmp_path, env, *command)
+        assert_one_line_error(done, "TIKTOK_RETRY_TIMES must be a whole number, not 'abc'")
+        assert not (tmp_path / "data").exists(), command
 
 
 def test_a_data_directory_that_is_a_file(emulator: Emulator, tmp_path: Path) -> None:
