@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,24 @@ def test_the_tables_of_a_study_twice_as_big_need_no_more_memory(tmp_path: Path) 
         assert table["video_url"].iloc[-1] == url
     # whole frames grew by about half as the study doubled (299 -> 446 MB); chunks stay within noise
     assert peaks[400_000] <= peaks[200_000] * 1.15, peaks
+
+
+def test_ctrl_c_while_tables_are_written_leaves_no_half_file_and_no_staging(tmp_path: Path) -> None:
+    data_dir = tmp_path / "study"
+    synthetic_study(data_dir, 200_000)
+    out = tmp_path / "tables"
+    with subprocess.Popen(
+        [sys.executable, "-m", "tiktok_spiders.cli", "tables", "--data-dir", str(data_dir), "--output-dir", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        deadline = time.monotonic() + 60
+        while not (out / ".tables-staging" / "staging.duckdb").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)  # while the feeds are being staged
+        said, errors = process.communicate(timeout=60)
+    assert process.returncode == 1 and "Traceback" not in errors, errors
+    assert errors.strip().splitlines()[-1].startswith("interrupted: "), errors
+    assert [path.name for path in out.iterdir()] == [], "no staging, no .partial, no table"
+    assert said == ""

@@ -51,12 +51,11 @@ class Command(ScrapyCommand):
                 page = report.html()
             finally:
                 report.close()
-        except (
-            ValueError,
-            KeyError,
-            OSError,
-            duckdb.Error,
-        ) as error:  # a feed that cannot be read, as `tables` says it
+        except (KeyboardInterrupt, duckdb.InterruptException):
+            print("interrupted: no report written", file=sys.stderr)
+            self.exitcode = 1
+            return
+        except (ValueError, KeyError, OSError, duckdb.Error) as error:  # a feed that cannot be read
             print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
             return

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+INTERRUPTED = "interrupted: the files written before are complete, the one being written is not there"
+
+
 class Command(ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
@@ -91,9 +94,9 @@ class Command(ScrapyCommand):
         select = partial(self._select, tables, opts) if opts.where or opts.columns else None
         if not opts.inputs:
             self._warn_if_due(data_dir)
-        # staged beside the output, private like it, removed however the run ends
-        staging = make_dir((output.parent if output else out_dir), private) / ".tables-staging"
         try:
+            # staged beside the output, private like it, removed however the run ends
+            staging = make_dir((output.parent if output else out_dir), private) / ".tables-staging"
             with table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb) as study:
                 if opts.inputs:
                     study.add(names[0], feeds[names[0]], key=tables.FEED_KEYS.get(names[0]))
@@ -110,6 +113,9 @@ class Command(ScrapyCommand):
                     print(f"{path}  ({rows:,} rows, {columns} columns)")
         except (ValueError, KeyError, UsageError, pa.ArrowException) as error:  # a feed's record, or the selection
             self._fail(f"error: {error}", 2)
+            return
+        except (KeyboardInterrupt, duckdb.InterruptException):
+            self._fail(INTERRUPTED, 1)
             return
         except (OSError, duckdb.Error) as error:
             self._fail(f"error: could not write the tables: {error}", 1)
