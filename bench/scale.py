@@ -10,8 +10,7 @@ in a process of its own, and its time and peak resident memory (``wait4``'s
 - feeds: every feed written first, as JSON Lines and CSV; then 1 % more comments
   and a close that grows the feeds, against writing them whole (as every close did);
 - tables: ``tiktok-spiders tables`` in each format;
-- report: ``tiktok-spiders report``, at the baseline scale unless ``--full-report``
-  (it still holds the study in memory);
+- report: ``tiktok-spiders report``;
 - refresh: planning the compliance tasks from every stored id.
 
 The tables as they were made before (whole pandas frames) are measured on the same
@@ -177,7 +176,7 @@ def cli(data_dir: Path, *args: str) -> tuple[float, float]:
     return measured([sys.executable, "-m", "tiktok_spiders.cli", *args], env)
 
 
-def study(root: Path, scale: float, with_report: bool = True) -> dict[str, tuple[float, float]]:
+def study(root: Path, scale: float) -> dict[str, tuple[float, float]]:
     data_dir = root / f"study-{scale:g}"
     data_dir.mkdir()
     results = {"synthetic ledger": measured([sys.executable, __file__, "--make", str(scale), str(data_dir)])}
@@ -192,8 +191,7 @@ def study(root: Path, scale: float, with_report: bool = True) -> dict[str, tuple
     shutil.rmtree(whole)
     for fmt in ("parquet", "csv", "duckdb"):
         results[f"tables --format {fmt}"] = cli(data_dir, "tables", "--format", fmt, "--output-dir", str(root / fmt))
-    if with_report:
-        results["report"] = cli(data_dir, "report")
+    results["report"] = cli(data_dir, "report")
     results["refresh: planning its tasks"] = step("refresh-plan", data_dir, data_dir)
     return results
 
@@ -203,11 +201,6 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="of 1M videos, 10M comments, 300k users")
     parser.add_argument("--baseline-scale", type=float, default=0.1, help="where whole frames are measured")
     parser.add_argument("--work", help="a directory for the study (default: a temporary one)")
-    parser.add_argument(
-        "--full-report",
-        action="store_true",
-        help="also the report beyond the baseline scale (it holds the study in memory: ~10 GB at full scale)",
-    )
     parser.add_argument("--step", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--make", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--more", nargs=3, help=argparse.SUPPRESS)
@@ -227,8 +220,7 @@ def main() -> None:
         for scale in dict.fromkeys((args.baseline_scale, args.scale)):
             counts = f"{int(VIDEOS * scale):,} videos, {int(COMMENTS * scale):,} comments, {int(USERS * scale):,} users"
             print(f"# {counts}", flush=True)
-            report = scale <= args.baseline_scale or args.full_report
-            for name, (seconds, peak) in study(root, scale, report).items():
+            for name, (seconds, peak) in study(root, scale).items():
                 print(f"{name:32} {seconds:8.1f} s {peak:8,.0f} MB", flush=True)
                 rows.append((scale, name, seconds, peak))
             if scale == args.baseline_scale:

@@ -130,11 +130,11 @@ class Report:
         try:
             for name, path in tables.study_feeds(self.data_dir).items():
                 self.staged.add(name, [path])
+            self.rows = {name: self.value(f'SELECT count(*) FROM "{name}"') for name in self.staged.columns}
+            self.ledger = Ledger(self.data_dir) if (self.data_dir / FILENAME).is_file() else None
         except BaseException:
             self.staged.close()
             raise
-        self.rows = {name: self.value(f'SELECT count(*) FROM "{name}"') for name in self.staged.columns}
-        self.ledger = Ledger(self.data_dir) if (self.data_dir / FILENAME).is_file() else None
 
     def close(self) -> None:
         self.staged.close()
