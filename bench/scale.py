@@ -4,8 +4,8 @@
     python bench/scale.py --scale 0.02             # the same study at 2 %, in a minute
 
 A synthetic study is written straight into a ledger (no HTTP).  Each step then runs
-in a process of its own, and its time and peak resident memory (``wait4``'s
-``ru_maxrss``) are measured:
+in a process of its own, and its time and peak resident memory (the process's own
+``VmHWM``) are measured:
 
 - feeds: every feed written first, as JSON Lines and CSV; then 1 % more comments
   and a close that grows the feeds, against writing them whole (as every close did);
@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -152,37 +153,50 @@ STEPS = {
 }
 
 
-def measured(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Seconds and peak resident MB of a command, in a process of its own."""
+#: Runs a script or module in this interpreter and, at exit, says the process's own peak resident
+#: memory (VmHWM): a parent's rusage of its child would count the memory of the process it forked from.
+PEAK = (
+    "import atexit, runpy, sys; "
+    "atexit.register(lambda: sys.stderr.write(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')))); "
+    "target = sys.argv[1]; sys.argv = sys.argv[1:]; "
+    "runpy.run_path(target, run_name='__main__') if target.endswith('.py') "
+    "else runpy.run_module(target, run_name='__main__', alter_sys=True)"
+)
+
+
+def measured(target: str, *args: str, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Seconds and peak resident MB of a script or module run in a process of its own."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, for its rusage
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, target, *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seconds = time.perf_counter() - started
-    assert process.stderr is not None
-    errors = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{errors[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    if done.returncode != 0:
+        raise SystemExit(f"{target} {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    kilobytes = re.findall(r"^VmHWM:\s+(\d+) kB$", done.stderr, re.MULTILINE)[-1]
+    return seconds, int(kilobytes) / 1024
 
 
 def step(name: str, data_dir: Path, out_dir: Path) -> tuple[float, float]:
-    return measured([sys.executable, __file__, "--step", name, str(data_dir), str(out_dir)])
+    return measured(__file__, "--step", name, str(data_dir), str(out_dir))
 
 
 def cli(data_dir: Path, *args: str) -> tuple[float, float]:
     env = {**os.environ, "TIKTOK_DATA_DIR": str(data_dir), "TIKTOK_QUOTA_FILE": str(data_dir / "quota.sqlite")}
-    return measured([sys.executable, "-m", "tiktok_spiders.cli", *args], env)
+    return measured("tiktok_spiders.cli", *args, env=env)
 
 
 def study(root: Path, scale: float) -> dict[str, tuple[float, float]]:
     data_dir = root / f"study-{scale:g}"
     data_dir.mkdir()
-    results = {"synthetic ledger": measured([sys.executable, __file__, "--make", str(scale), str(data_dir)])}
+    results = {"synthetic ledger": measured(__file__, "--make", str(scale), str(data_dir))}
     results["feeds, first write"] = step("feeds", data_dir, data_dir)
     new = max(1, int(COMMENTS * scale) // 100)
-    measured([sys.executable, __file__, "--more", str(int(COMMENTS * scale)), str(new), str(data_dir)])
+    measured(__file__, "--more", str(int(COMMENTS * scale)), str(new), str(data_dir))
     results["feeds, +1 % comments, grown"] = step("grown", data_dir, data_dir)
     whole = root / f"whole-{scale:g}"
     whole.mkdir()

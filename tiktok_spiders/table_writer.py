@@ -90,14 +90,20 @@ class StudyDatabase:
         self.columns: dict[str, list[str]] = {}
         shutil.rmtree(directory, ignore_errors=True)  # left by a run that was killed
         directory.mkdir(parents=True, mode=0o700 if private else 0o777)
-        self.connection = duckdb.connect(str(directory / "staging.duckdb"))
-        self.connection.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
-        self.connection.execute(f"SET temp_directory = '{directory / 'spill'}'")
-        self.connection.execute("SET TimeZone = 'UTC'")  # days and times as the tables give them
+        try:
+            self.connection = duckdb.connect(str(directory / "staging.duckdb"))
+            self.connection.execute(f"SET memory_limit = '{int(memory_mb)}MB'")
+            self.connection.execute(f"SET temp_directory = '{directory / 'spill'}'")
+            self.connection.execute("SET TimeZone = 'UTC'")  # days and times as the tables give them
+        except BaseException:  # Ctrl-C included: no staging is left behind
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
 
     def close(self) -> None:
-        self.connection.close()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        try:
+            self.connection.close()
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> StudyDatabase:
         return self

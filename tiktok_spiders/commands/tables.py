@@ -95,8 +95,9 @@ class Command(ScrapyCommand):
         if not opts.inputs:
             self._warn_if_due(data_dir)
         try:
-            # staged beside the output, private like it, removed however the run ends
-            staging = make_dir((output.parent if output else out_dir), private) / ".tables-staging"
+            # staged beside where the tables go (the data directory, by default), private, and removed
+            # however the run ends: an error leaves no directory behind, not even the tables'
+            staging = make_dir(output.parent if output else out_dir.parent, private) / ".tables-staging"
             with table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb) as study:
                 if opts.inputs:
                     study.add(names[0], feeds[names[0]], key=tables.FEED_KEYS.get(names[0]))
