@@ -12,4 +12,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+# every core: a worker per core, each test file on one worker (some files build a study test by test)
+exec .venv/bin/python -m pytest -n auto --dist loadfile "$@"
