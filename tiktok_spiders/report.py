@@ -126,6 +126,7 @@ class Report:
             self.data_dir / ".report-staging",
             private=settings.getbool("TIKTOK_PRIVATE_FILES"),
             memory_mb=settings.getint("TIKTOK_TABLES_MEMORY_MB"),
+            progress=True,  # reading a big study takes minutes: a bar on a terminal
         )
         try:
             for name, path in tables.study_feeds(self.data_dir).items():

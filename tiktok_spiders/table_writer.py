@@ -79,13 +79,20 @@ class StudyDatabase:
     in chunks."""
 
     def __init__(
-        self, directory: Path, private: bool = True, chunk_rows: int = CHUNK_ROWS, memory_mb: int = MEMORY_MB
+        self,
+        directory: Path,
+        private: bool = True,
+        chunk_rows: int = CHUNK_ROWS,
+        memory_mb: int = MEMORY_MB,
+        progress: bool = False,
     ) -> None:
         #: Created for the staging database, its write-ahead log and what DuckDB spills to disk,
         #: private (0700) like the data: removed by :meth:`close`.
         self.directory = directory
         self.memory_mb = memory_mb
         self.chunk_rows = chunk_rows
+        #: A progress bar for each feed read and each table written, on a terminal (minutes at 10M rows).
+        self.progress = progress
         #: Per table, the columns its feeds held, in the order they first appeared.
         self.columns: dict[str, list[str]] = {}
         shutil.rmtree(directory, ignore_errors=True)  # left by a run that was killed
@@ -105,6 +112,13 @@ class StudyDatabase:
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 
+    def bar(self, description: str, unit: str, total: int | None = None) -> Any:
+        from tqdm import tqdm
+
+        # disable=None: on a terminal only, never into a redirected stderr
+        disable = None if self.progress else True
+        return tqdm(desc=description, unit=unit, total=total, unit_scale=True, leave=False, disable=disable)
+
     def __enter__(self) -> StudyDatabase:
         return self
 
@@ -117,7 +131,9 @@ class StudyDatabase:
         seen: list[str] = []
         known: set[str] = set()
         rows = 0
+        bar = self.bar(f"reading {name}", " records")
         for raw in feed_chunks(paths, self.chunk_rows):
+            bar.update(len(raw))
             frame = tables.typed(raw)
             new = [column for column in frame.columns if column not in seen]
             if not seen:
@@ -132,6 +148,7 @@ class StudyDatabase:
             seen += new
             self._insert(staged, frame.assign(_row=range(rows, rows + len(frame))))
             rows += len(frame)
+        bar.close()
         if not seen:  # an empty feed: the columns its kind has
             seen = list(tables.columns_of(name))
             definition = ", ".join(f"{_quote(c)} {_sql_type(c)}" for c in seen)
@@ -363,14 +380,21 @@ def stage_study(study: StudyDatabase, feeds: dict[str, Path], names: Iterable[st
             study.add(name, [path])
 
 
+def _written(study: StudyDatabase, name: str, query: str, select: Selection | None) -> Iterator[pd.DataFrame]:
+    """The chunks of a table as they are written: selected, and counted on the progress bar."""
+    total = study.connection.execute(f"SELECT count(*) FROM {_quote(name)}").fetchall()[0][0]
+    with study.bar(f"writing {name}", " rows", total) as bar:
+        for chunk in study.chunks(query):
+            bar.update(len(chunk))
+            yield chunk if select is None else select(chunk)
+
+
 def write_table(
     study: StudyDatabase, name: str, path: Path, fmt: str, select: Selection | None = None, private: bool = True
 ) -> tuple[int, int]:
     """One staged table, joined, as a CSV or Parquet file; ``select`` picks from each chunk."""
     query = study.sql(name)
-    chunks = study.chunks(query)
-    if select is not None:
-        chunks = (select(chunk) for chunk in chunks)
+    chunks = _written(study, name, query, select)
     if fmt == "csv":
         return write_csv(chunks, path, private)
     if fmt == "parquet":
@@ -391,9 +415,7 @@ def write_database(
             database.execute(f"SET memory_limit = '{int(study.memory_mb)}MB'")
             for name in names:
                 query = study.sql(name, joined=False)
-                chunks = study.chunks(query)
-                if select is not None:
-                    chunks = (select(chunk) for chunk in chunks)
+                chunks = _written(study, name, query, select)
                 written[name] = _write_duckdb_table(database, name, chunks, study.json_types(query))
             for view, (needs, query) in DUCKDB_VIEWS.items():
                 if all(name in written for name in needs):
