@@ -12,5 +12,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-# every core: a worker per core, each test file on one worker (some files build a study test by test)
-exec .venv/bin/python -m pytest -n auto --dist loadfile "$@"
+# a worker per core (at most 4: a many-core host may give us only part of it), each test file on
+# one worker (some files build a study test by test)
+exec .venv/bin/python -m pytest -n auto --maxprocesses 4 --dist loadfile "$@"
