@@ -122,6 +122,10 @@ async def test_a_refresh_leaves_exactly_what_is_still_available_and_nothing_of_t
     secret = next(c["text"] for c in before["comments"] if c["id"] == deleted["comments"][0])
     assert texts[secret] == 1
 
+    for killed in (tmp_path / ".tables-staging", tmp_path / ".report-staging"):  # what `kill -9` of a
+        killed.mkdir()  # tables or report run leaves behind: the study's data
+        (killed / "staging.duckdb").write_text(secret, encoding="utf-8")
+
     done = scrapy_cli(tmp_path, env_for(fresh_emulator, tmp_path), "refresh")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Summary of refresh: complete." in done.stderr and "Traceback" not in done.stderr

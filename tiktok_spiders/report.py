@@ -123,7 +123,7 @@ class Report:
         # the feeds staged in DuckDB (as `scrapy tables` does): the page is made of aggregates, in
         # memory that does not grow with the study
         self.staged = table_writer.StudyDatabase(
-            self.data_dir / ".report-staging",
+            self.data_dir / table_writer.REPORT_STAGING,
             private=settings.getbool("TIKTOK_PRIVATE_FILES"),
             memory_mb=settings.getint("TIKTOK_TABLES_MEMORY_MB"),
             progress=True,  # reading a big study takes minutes: a bar on a terminal

@@ -42,6 +42,11 @@ MEMORY_MB = 1024
 _SQL_TYPES = {"int": "BIGINT", "time": "TIMESTAMPTZ", "bool": "BOOLEAN"}
 _ARROW_TO_PANDAS = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get
 
+#: Where ``scrapy tables`` and ``scrapy report`` stage a study (in its data directory, by default):
+#: a run that is killed leaves it behind, and the next run, or a refresh, removes it.
+TABLES_STAGING, REPORT_STAGING = ".tables-staging", ".report-staging"
+STAGING_NAMES = (TABLES_STAGING, REPORT_STAGING)
+
 #: A function of one typed chunk: the rows and columns to keep (``--where``, ``--columns``).
 Selection = Callable[[pd.DataFrame], pd.DataFrame]
 

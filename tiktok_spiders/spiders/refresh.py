@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
@@ -254,13 +255,17 @@ class RefreshSpider(ApiSpider):
                 path = data_dir / f"{kind.feed}.{fmt}"
                 if path.exists():
                     write_feed(self.ledger, kind, path, fmt, private)
+        from tiktok_spiders import table_writer
+
+        for leftover in table_writer.STAGING_NAMES:  # of a tables or report run that was killed: data too
+            shutil.rmtree(data_dir / leftover, ignore_errors=True)
         tables_dir = data_dir / "tables"
         written = sorted(p for p in tables_dir.glob("*.*") if p.suffix in (".parquet", ".csv", ".duckdb"))
         if written:
-            from tiktok_spiders import table_writer, tables
+            from tiktok_spiders import tables
 
             feeds = tables.study_feeds(data_dir)
-            staging = tables_dir / ".tables-staging"
+            staging = data_dir / table_writer.TABLES_STAGING
             memory_mb = self.settings.getint("TIKTOK_TABLES_MEMORY_MB")
             with table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb) as study:
                 table_writer.stage_study(study, feeds, feeds)
