@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from scrapy import Spider, signals
 from scrapy.exceptions import DropItem, IgnoreRequest
@@ -21,7 +22,7 @@ from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.test import get_crawler
 
 from tests.conftest import settings_for
-from tiktok_spiders import api
+from tiktok_spiders import api, tables
 from tiktok_spiders.config import ConfigError, check_settings
 from tiktok_spiders.items import Comment, Video
 from tiktok_spiders.ledger import DONE, FAILED, OPEN, Ledger, utc_today
@@ -223,6 +224,14 @@ def test_a_query_is_checked_as_the_api_checks_it_and_sent_as_given() -> None:
     ):
         with pytest.raises(QueryError, match=said):
             Query.parse(wrong)
+
+
+def test_a_time_without_its_utc_offset_is_an_error_not_a_guess() -> None:
+    kept = tables.typed(pd.DataFrame({"collected_at": ["2026-12-01T10:00:00Z", "2026-12-01 12:00:00+02:00", ""]}))
+    assert kept["collected_at"].tolist()[:2] == [pd.Timestamp("2026-12-01 10:00", tz="UTC")] * 2
+    for text in ("2026-12-01 10:00:00", "2026-12-01", "01/12/2026 10:00"):  # as a spreadsheet may save them
+        with pytest.raises(ValueError, match="does not say its UTC offset"):
+            tables.typed(pd.DataFrame({"collected_at": [text]}, dtype=object))
 
 
 def test_ids_are_exact_int64_or_nothing() -> None:
