@@ -1,7 +1,7 @@
 """``scrapy tables`` at any size: feeds staged in DuckDB, joined there, written in chunks.
 
 :func:`tables.study_tables` gives whole pandas frames, which is handy and needs
-memory in proportion to the study (a million videos took 5.8 GB).  Here every
+memory in proportion to the study (1.7 GB for 100,000 videos and a million comments).  Here every
 feed is read :data:`CHUNK_ROWS` records at a time and typed by the same
 :func:`tables.typed` (ids exact, a float id an error), staged in a DuckDB file
 beside the output (JSON values as their text), deduplicated and joined by SQL
