@@ -106,6 +106,12 @@ def test_tables_written_a_few_rows_at_a_time_are_the_tables_of_whole_frames(stud
         combined = pd.concat(list(staged.chunks(staged.sql("videos", joined=False))))
     assert combined["id"].tolist() == [r["id"] for r in records[1::2]] + [r["id"] for r in records[::2]]
 
+    # a table read back as a feed (--inputs): its url is made again in its place, not added twice
+    with table_writer.StudyDatabase(staging, chunk_rows=chunk) as staged:
+        staged.add("videos", [tmp_path / "videos.csv"])
+        again = pd.concat(list(staged.chunks(staged.sql("videos"))), ignore_index=True)
+    pd.testing.assert_frame_equal(again, tables.read_table(tmp_path / "videos.csv"))
+
 
 def test_the_tables_command_selects_seeds_for_the_next_stage(
     emulator: Emulator, study_dir: Path, tmp_path: Path

@@ -190,26 +190,29 @@ class StudyDatabase:
         if not joined:
             return f"SELECT * FROM {_quote(name)}"
         columns = self.columns[name]
-        select = ["t._row", *(f"t.{_quote(c)}" for c in columns)]
+        added: dict[str, str] = {}  # the joined columns, by name: their expressions
         joins: list[str] = []
         if name == "videos":
-            select.append(f"{_URL.format(username='t.username', id='t.id')} AS url")
+            added["url"] = _URL.format(username="t.username", id="t.id")
             if "users" in self.columns and "username" in columns:
                 authors = [c for c in self.columns["users"] if c != "username"]
-                select += [f"u.{_quote(c)} AS {_quote('author_' + c)}" for c in authors]
+                added |= {f"author_{c}": f"u.{_quote(c)}" for c in authors}
                 joins.append("LEFT JOIN users u ON t.username = u.username")
         if name == "replies" and "comments" in self.columns and "parent_comment_id" in columns:
             parent = [c for c in ("text", "display_name", "like_count", "create_time") if c in self.columns["comments"]]
-            select += [f"p.{_quote(c)} AS {_quote('parent_' + c)}" for c in parent]
+            added |= {f"parent_{c}": f"p.{_quote(c)}" for c in parent}
             joins.append("LEFT JOIN comments p ON t.parent_comment_id = p.id")
         if name in ("comments", "replies") and "videos" in self.columns and "video_id" in columns:
             video = self.columns["videos"]
             if "username" in video:
-                select.append("v.username AS video_username")
-            select.append(f"{_URL.format(username='v.username', id='v.id')} AS video_url")
+                added["video_username"] = "v.username"
+            added["video_url"] = _URL.format(username="v.username", id="v.id")
             if "create_time" in video:
-                select.append("v.create_time AS video_create_time")
+                added["video_create_time"] = "v.create_time"
             joins.append("LEFT JOIN videos v ON t.video_id = v.id")
+        # a table read back (--inputs) may hold joined columns already: made again, in their place, once
+        select = ["t._row", *(f"{added.pop(c)} AS {_quote(c)}" if c in added else f"t.{_quote(c)}" for c in columns)]
+        select += [f"{expression} AS {_quote(column)}" for column, expression in added.items()]
         return f"SELECT {', '.join(select)} FROM {_quote(name)} t {' '.join(joins)}"
 
     def chunks(self, query: str) -> Iterator[pd.DataFrame]:
