@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,38 @@ STAGING_NAMES = (TABLES_STAGING, REPORT_STAGING)
 
 #: A function of one typed chunk: the rows and columns to keep (``--where``, ``--columns``).
 Selection = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+@contextlib.contextmanager
+def ctrl_c_stops() -> Iterator[None]:
+    """Ctrl-C ends the block as KeyboardInterrupt, whatever DuckDB made of it.
+
+    A KeyboardInterrupt raised while DuckDB works comes out of it as errors of its own (a
+    RuntimeError "Query interrupted", an InvalidInputException "reading the schema"), which
+    would be a traceback or a wrong message, or may be dropped by it; so Ctrl-C is remembered
+    here, and the block ends as KeyboardInterrupt however it was interrupted.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only it gets signals
+        yield
+        return
+    pressed = False
+
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        nonlocal pressed
+        pressed = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield
+    except BaseException as error:
+        if pressed and not isinstance(error, KeyboardInterrupt):
+            raise KeyboardInterrupt from error
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def _quote(name: str) -> str:

@@ -34,6 +34,7 @@ class Command(ScrapyCommand):
 
         from tiktok_spiders.config import ConfigError, check_settings
         from tiktok_spiders.report import Report  # matplotlib, pandas, DuckDB: imported only for a report
+        from tiktok_spiders.table_writer import ctrl_c_stops
 
         assert self.settings is not None
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
@@ -46,11 +47,12 @@ class Command(ScrapyCommand):
             self.exitcode = 2
             return
         try:
-            report = Report(data_dir, self.settings)
-            try:
-                page = report.html()
-            finally:
-                report.close()
+            with ctrl_c_stops():
+                report = Report(data_dir, self.settings)
+                try:
+                    page = report.html()
+                finally:
+                    report.close()
         except (KeyboardInterrupt, duckdb.InterruptException):
             print("interrupted: no report written", file=sys.stderr)
             self.exitcode = 1

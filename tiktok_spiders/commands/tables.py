@@ -98,7 +98,10 @@ class Command(ScrapyCommand):
             # staged beside where the tables go (the data directory, by default), private, and removed
             # however the run ends: an error leaves no directory behind, not even the tables'
             staging = make_dir(output.parent if output else out_dir.parent, private) / table_writer.TABLES_STAGING
-            with table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb, progress=True) as study:
+            with (
+                table_writer.ctrl_c_stops(),
+                table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb, progress=True) as study,
+            ):
                 if opts.inputs:
                     study.add(names[0], feeds[names[0]], key=tables.FEED_KEYS.get(names[0]))
                 else:
