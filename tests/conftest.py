@@ -43,6 +43,18 @@ STUDY_ARGS = {
 STUDY_DATES = (date(2024, 1, 1), date(2024, 3, 30))
 
 
+def every_fault() -> Faults:
+    """Every fault at once, for the tests that collect the truth under all of them: a rate limit
+    the crawl reaches in its first second, and later pages refused often enough (15 %) that a
+    study of a few hundred pages always meets some."""
+    return Faults.all_on(rate_limit_per_second=80.0, daily_requests=100_000, invalid_cursor_rate=0.15)
+
+
+#: Settings for :func:`every_fault`: retries enough for its rates, and pauses, backoffs and the
+#: slowed-down rate capped at 0.02 s, so the crawl goes on at 50 requests a second at the least.
+EVERY_FAULT_SETTINGS = {"TIKTOK_RETRY_TIMES": 12, "TIKTOK_RETRY_BACKOFF_MAX": 0.02}
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Emulator:
     """One emulator, no faults, for tests that do not change its state; shared by the whole

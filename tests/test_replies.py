@@ -9,10 +9,20 @@ from pathlib import Path
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from tests.conftest import cli_env, crawl, read_jsonl, request_log, scrapy_cli, settings_for, spider_args
+from tests.conftest import (
+    EVERY_FAULT_SETTINGS,
+    cli_env,
+    crawl,
+    every_fault,
+    read_jsonl,
+    request_log,
+    scrapy_cli,
+    settings_for,
+    spider_args,
+)
 from tests.test_resilience import assert_exactly
 from tiktok_spiders import api, tables
-from tiktok_spiders.emulator import Emulator, Faults
+from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.replies import RepliesSpider
 
@@ -41,8 +51,8 @@ def reply_pages(emulator: Emulator) -> list[str]:
 async def test_replies_under_every_fault_are_the_truth_with_their_video(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
-    fresh_emulator.faults = Faults.all_on(rate_limit_per_second=80.0, daily_requests=100_000)
-    settings = settings_for(fresh_emulator, tmp_path, TIKTOK_RETRY_TIMES=12)
+    fresh_emulator.faults = every_fault()
+    settings = settings_for(fresh_emulator, tmp_path, **EVERY_FAULT_SETTINGS)
     comments = await crawl(CommentsSpider, settings, video_ids=",".join(map(str, some_videos(fresh_emulator))))
     assert comments.stats.get_value("finish_reason") == "finished"
     before = len(request_log(fresh_emulator))

@@ -18,11 +18,13 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 import tiktok_spiders.settings as project_settings
 from tests.conftest import (
+    EVERY_FAULT_SETTINGS,
     STUDY_ARGS,
     STUDY_DATES,
     STUDY_QUERY,
     cli_env,
     crawl,
+    every_fault,
     read_jsonl,
     request_log,
     scrapy_cli,
@@ -30,7 +32,7 @@ from tests.conftest import (
     spider_args,
 )
 from tiktok_spiders import api
-from tiktok_spiders.emulator import Emulator, Faults
+from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.ledger import Ledger, utc_today
 from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.users import UsersSpider
@@ -62,8 +64,8 @@ def served_pages(api_emulator: Emulator, path: str = api.VIDEO_QUERY_PATH) -> li
 async def test_a_study_with_every_fault_switched_on_collects_the_ground_truth(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
-    fresh_emulator.faults = Faults.all_on(rate_limit_per_second=80.0, daily_requests=100_000)
-    settings = settings_for(fresh_emulator, tmp_path, TIKTOK_RETRY_TIMES=12)
+    fresh_emulator.faults = every_fault()
+    settings = settings_for(fresh_emulator, tmp_path, **EVERY_FAULT_SETTINGS)
     corpus = fresh_emulator.corpus
 
     videos = await crawl(VideosSpider, settings, **STUDY_ARGS)
@@ -282,7 +284,7 @@ async def test_a_rate_limited_crawl_slows_down_instead_of_paying_for_429s(
 ) -> None:
     fresh_emulator.faults.rate_limit_per_second = 40
     fresh_emulator.faults.rate_limit_retry_after = 1
-    video_ids = [video["id"] for video in fresh_emulator.corpus.videos[:300]]
+    video_ids = [video["id"] for video in fresh_emulator.corpus.videos[:160]]
     crawler = await crawl(
         CommentsSpider, settings_for(fresh_emulator, tmp_path), video_ids=",".join(map(str, video_ids))
     )
