@@ -35,6 +35,7 @@ from tests.conftest import (
 from tests.test_cli import assert_one_line_error, snapshot
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
+from tiktok_spiders.files import LOCK_FILENAME
 from tiktok_spiders.ledger import FILENAME, Ledger
 from tiktok_spiders.spiders.videos import VideosSpider
 
@@ -345,13 +346,14 @@ def test_two_crawls_on_one_data_directory_the_second_is_refused(fresh_emulator: 
         stderr=subprocess.DEVNULL,
     )
     try:
+        lock = tmp_path / "data" / LOCK_FILENAME
         deadline = time.monotonic() + 30
-        while not request_log(fresh_emulator) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and f"process {first.pid}" not in (lock.read_text() if lock.exists() else ""):
             time.sleep(0.05)
         second = scrapy_cli(tmp_path, env, "crawl", "comments", "-a", "video_ids=1")
         assert_one_line_error(second, f"is in use by process {first.pid}")
     finally:
-        fresh_emulator.faults.latency = 0.0
+        fresh_emulator.faults.latency = 0.0  # the answers on their way come at once
         assert first.wait(timeout=120) == 0
     again = scrapy_cli(tmp_path, env, "crawl", "videos", *spider_args(STUDY_ARGS))
     assert again.returncode == 0  # the lock went with the process
