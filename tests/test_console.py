@@ -7,16 +7,18 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
 import termios
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import STUDY_ARGS, cli_env, request_log
-from tiktok_spiders import api
+from tiktok_spiders import api, cli
 from tiktok_spiders.emulator import Emulator
 
 pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
@@ -173,6 +175,19 @@ def test_hashtags_and_usernames_with_their_signs_are_taken_with_a_note(emulator:
                "-a", "start_date=2024-01-01", "-a", "end_date=2024-01-02")  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert "'#climate' is sent as 'climate'" in done.stderr and "'@nobody' is sent as 'nobody'" in done.stderr
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(study_folder: Path) -> None:
+    """Pressed at once (a typo seen too late): Scrapy, pandas and DuckDB are still being loaded."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TIKTOK_", "SCRAPY_"))}
+    with subprocess.Popen(
+        [str(COMMAND), "tables"], cwd=study_folder, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        time.sleep(0.3)  # Python is up; its imports take a second
+        process.send_signal(signal.SIGINT)
+        said, errors = process.communicate(timeout=60)
+    assert process.returncode == 1 and errors.decode().splitlines() == [cli.INTERRUPTED], errors.decode()
+    assert said == b""
 
 
 def test_the_command_says_what_it_does_and_a_typo_is_one_line(tmp_path: Path) -> None:

@@ -29,6 +29,10 @@ COMMANDS = {
 }
 
 
+#: Every command goes on where it stopped, or starts again, when run again.
+INTERRUPTED = "interrupted: run the same command again to go on"
+
+
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
@@ -49,9 +53,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(sandbox(argv[1:]))
     # the project's settings wherever this runs: a study folder is not a Scrapy project
     os.environ["SCRAPY_SETTINGS_MODULE"] = "tiktok_spiders.settings"
-    from scrapy.cmdline import execute
+    try:
+        from scrapy.cmdline import execute
 
-    execute(["tiktok-spiders", *argv])
+        execute(["tiktok-spiders", *argv])
+    except KeyboardInterrupt:  # before a command handles Ctrl-C itself: while Scrapy and pandas load
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
