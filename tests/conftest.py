@@ -7,10 +7,14 @@ with every environment-derived setting passed explicitly, so a developer's own
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from datetime import date
@@ -151,13 +155,60 @@ def token_for(api: Emulator) -> str:
     return payload["access_token"]
 
 
+class ForkServer:
+    """Runs ``scrapy`` commands through ``tests/forkserver.py``: one per test worker, started lazily."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def run(self, cwd: Path, env: dict[str, str], args: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess:
+        if self.process is None or self.process.poll() is not None:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.forkserver"],
+                cwd=Path(__file__).resolve().parent.parent,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,  # unbuffered: a line read is all that was read, so select() sees the next
+            )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        with tempfile.TemporaryDirectory() as scratch:
+            out, err = Path(scratch) / "stdout", Path(scratch) / "stderr"
+            job = {"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+            request = json.dumps(job).encode() + b"\n"
+            while request:  # unbuffered writes may be partial
+                request = request[self.process.stdin.write(request) :]
+            pid = json.loads(self.process.stdout.readline())["pid"]
+            ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+            status = json.loads(self.process.stdout.readline())["status"]
+            if not ready:
+                raise subprocess.TimeoutExpired(["scrapy", *args], timeout)
+            return subprocess.CompletedProcess(
+                ["scrapy", *args], status, out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8")
+            )
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.stdin.close()  # type: ignore[union-attr]
+            self.process.wait(timeout=60)
+            self.process.stdout.close()  # type: ignore[union-attr]
+
+
+_fork_server = ForkServer()
+atexit.register(_fork_server.close)
+
+
 def scrapy_cli(
     cwd: Path, env_overrides: dict[str, str], *args: str, timeout: float = 300, preexec_fn: Any = None
 ) -> subprocess.CompletedProcess:
-    """``scrapy <args>`` in a subprocess, with only the given TIKTOK_* environment."""
+    """``scrapy <args>`` in a process of its own, with only the given TIKTOK_* environment (forked
+    from ``tests/forkserver.py``, which has Scrapy and pandas imported; with ``preexec_fn``, started anew)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
     env.update(env_overrides)
     env["SCRAPY_SETTINGS_MODULE"] = "tiktok_spiders.settings"
+    if preexec_fn is None:
+        return _fork_server.run(Path(cwd), env, args, timeout)
     return subprocess.run(
         [sys.executable, "-m", "scrapy.cmdline", *args],
         cwd=cwd,

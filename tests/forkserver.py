@@ -1,0 +1,62 @@
+"""``scrapy`` commands for the tests, each in a process of its own, without a second of imports each.
+
+Every command imports Scrapy, Twisted, pandas, pyarrow and DuckDB before it does anything: about
+a second of CPU, and the suite runs a hundred commands.  This server imports them once and forks a
+process per command, which runs ``scrapy.cmdline`` as ``python -m scrapy.cmdline`` does, in the
+test's folder, with the test's environment and nothing else, its output to files, and exits with
+the command's status.  The project's own modules are not imported here: its settings are read
+from the environment when they are imported, as in any fresh process.  Tests of what starts a
+process (the installed command, Ctrl-C, ``kill -9``, file-size limits) start one the usual way.
+
+Protocol, one JSON line each way: ``{"args", "cwd", "env", "stdout", "stderr"}`` in; ``{"pid"}``
+when the command has started, ``{"status"}`` when it has ended.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import runpy
+import sys
+
+#: What every command imports first (not ``twisted.internet.reactor``: each command installs its own).
+PRELOAD = ("scrapy", "scrapy.commands", "scrapy.crawler", "scrapy.http", "twisted.web.http", "pandas", "pyarrow",
+           "pyarrow.parquet", "duckdb", "dotenv")  # fmt: skip
+
+
+def _command(job: dict) -> None:
+    """In the forked process: become the command, then run it (its SystemExit ends the process)."""
+    os.chdir(job["cwd"])
+    os.environ.clear()
+    os.environ.update(job["env"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(handle, fd)
+        os.close(handle)
+    sys.path[0] = job["cwd"]  # as ``python -m`` started there
+    sys.argv = ["scrapy", *job["args"]]
+    runpy.run_module("scrapy.cmdline", run_name="__main__", alter_sys=True)
+    sys.exit(0)
+
+
+def serve() -> None:
+    for module in PRELOAD:
+        importlib.import_module(module)
+    assert "twisted.internet.reactor" not in sys.modules, "a command installs its reactor itself"
+    assert not any(name.startswith("tiktok_spiders") for name in sys.modules), "settings come from each env"
+    for line in sys.stdin:
+        job = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _command(job)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"status": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
+if __name__ == "__main__":
+    serve()
