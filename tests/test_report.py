@@ -16,7 +16,7 @@ from tiktok_spiders.report import SECTIONS
 
 pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
-STUDY = {"hashtags": "climate,vote", "start_date": "2024-01-01", "end_date": "2024-02-15"}
+STUDY = {"hashtags": "climate,vote", "start_date": "2024-01-01", "end_date": "2024-01-20"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -80,7 +80,8 @@ def test_a_partial_study_reports_what_is_missing(fresh_emulator: Emulator, tmp_p
     empty_page, empty = report_of(tmp_path, fresh_emulator)  # nothing collected at all
     assert empty_page.sections == list(SECTIONS) and "Nothing collected yet." in empty
     env = cli_env(fresh_emulator, tmp_path, TIKTOK_DAILY_REQUEST_LIMIT="4")
-    args = [part for k, v in {**STUDY, "window_days": "7"}.items() for part in ("-a", f"{k}={v}")]
+    seven_weeks = {**STUDY, "end_date": "2024-02-15", "window_days": "7"}  # more windows than the quota
+    args = [part for k, v in seven_weeks.items() for part in ("-a", f"{k}={v}")]
     assert scrapy_cli(tmp_path, env, "crawl", "videos", *args).returncode == 1  # a quota stop
     page, text = report_of(tmp_path, fresh_emulator)
     assert page.sections == list(SECTIONS) and page.fetched == []
