@@ -217,7 +217,7 @@ def scrapy_cli(
     cwd: Path, env_overrides: dict[str, str], *args: str, timeout: float = 300, preexec_fn: Any = None
 ) -> subprocess.CompletedProcess:
     """``scrapy <args>`` in a process of its own, with only the given TIKTOK_* environment (forked
-    from ``tests/forkserver.py``, which has Scrapy and pandas imported; with ``preexec_fn``, started anew)."""
+    from ``tests/forkserver.py``, which has Scrapy imported; with ``preexec_fn``, started anew)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
     env.update(env_overrides)
     env["SCRAPY_SETTINGS_MODULE"] = "tiktok_spiders.settings"

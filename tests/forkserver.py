@@ -1,7 +1,7 @@
-"""``scrapy`` commands for the tests, each in a process of its own, without a second of imports each.
+"""``scrapy`` commands for the tests, each in a process of its own, without importing Scrapy each time.
 
-Every command imports Scrapy, Twisted, pandas, pyarrow and DuckDB before it does anything: about
-a second of CPU, and the suite runs a hundred commands.  This server imports them once and forks a
+Every command imports Scrapy, Twisted and DuckDB before it does anything: about half a second
+of CPU, and the suite runs a hundred commands.  This server imports them once and forks a
 process per command, which runs ``scrapy.cmdline`` as ``python -m scrapy.cmdline`` does, in the
 test's folder, with the test's environment and nothing else, its output to files, and exits with
 the command's status.  The project's own modules are not imported here: its settings are read
@@ -20,9 +20,10 @@ import os
 import runpy
 import sys
 
-#: What every command imports first (not ``twisted.internet.reactor``: each command installs its own).
-PRELOAD = ("scrapy", "scrapy.commands", "scrapy.crawler", "scrapy.http", "twisted.web.http", "pandas", "pyarrow",
-           "pyarrow.parquet", "duckdb", "dotenv")  # fmt: skip
+#: What every command imports first.  Not ``twisted.internet.reactor``: each command installs its
+#: own.  Not pandas or pyarrow: importing them starts threads (jemalloc's among them), and a process
+#: with threads is not safe to fork; only ``tables`` and ``report`` import them, and pay for it.
+PRELOAD = ("scrapy", "scrapy.commands", "scrapy.crawler", "scrapy.http", "twisted.web.http", "duckdb", "dotenv")
 
 
 def _command(job: dict) -> None:
@@ -48,6 +49,7 @@ def serve() -> None:
         importlib.import_module(module)
     assert "twisted.internet.reactor" not in sys.modules, "a command installs its reactor itself"
     assert not any(name.startswith("tiktok_spiders") for name in sys.modules), "settings come from each env"
+    assert len(os.listdir("/proc/self/task")) == 1, "one thread: forking a process with more can deadlock"
     for line in sys.stdin:
         job = json.loads(line)
         pid = os.fork()
