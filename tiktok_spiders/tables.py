@@ -118,7 +118,7 @@ def _times(column: str, values: list[Any]) -> pd.Series:
             "datetime64[ns, UTC]"
         )
     texts = [value for value in values if isinstance(value, str) and value and not value.isdigit()]
-    _check_offsets(column, texts)
+    _check_offsets(column, dict.fromkeys(texts))  # each time once: a page's records share collected_at
     if len(texts) == sum(value is not None for value in values):  # all ISO text: at C speed too
         return pd.Series(pd.to_datetime(values, format="ISO8601", utc=True)).astype("datetime64[ns, UTC]")
     return pd.Series(
@@ -178,6 +178,8 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
         if kind == "time" and isinstance(dtype, pd.DatetimeTZDtype):
             frame[column] = frame[column].dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
             continue
+        if kind not in ("int", "time", "bool", "json") and not pd.api.types.is_object_dtype(dtype):
+            continue  # text typed already (read back from Parquet or DuckDB): nothing to convert
         values = list(frame[column])
         if kind == "int":
             frame[column] = _exact_ints(column, values)
