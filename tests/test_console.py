@@ -7,12 +7,10 @@ import os
 import pty
 import re
 import select
-import signal
 import struct
 import subprocess
 import sys
 import termios
-import time
 from pathlib import Path
 
 import pytest
@@ -177,17 +175,29 @@ def test_hashtags_and_usernames_with_their_signs_are_taken_with_a_note(emulator:
     assert "'#climate' is sent as 'climate'" in done.stderr and "'@nobody' is sent as 'nobody'" in done.stderr
 
 
-def test_ctrl_c_while_the_command_starts_is_one_line(study_folder: Path) -> None:
+#: Loaded by Python at start (``sitecustomize``): presses Ctrl-C, a real SIGINT, as the command
+#: begins to import Scrapy's command line, so it lands while the imports run, every time.
+CTRL_C_DURING_IMPORTS = """
+import os, signal, sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "scrapy.cmdline":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+"""
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line(study_folder: Path, tmp_path: Path) -> None:
     """Pressed at once (a typo seen too late): Scrapy, pandas and DuckDB are still being loaded."""
+    (tmp_path / "sitecustomize.py").write_text(CTRL_C_DURING_IMPORTS, encoding="utf-8")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("TIKTOK_", "SCRAPY_"))}
-    with subprocess.Popen(
-        [str(COMMAND), "tables"], cwd=study_folder, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    ) as process:
-        time.sleep(0.3)  # Python is up; its imports take a second
-        process.send_signal(signal.SIGINT)
-        said, errors = process.communicate(timeout=60)
-    assert process.returncode == 1 and errors.decode().splitlines() == [cli.INTERRUPTED], errors.decode()
-    assert said == b""
+    environment["PYTHONPATH"] = str(tmp_path)
+    done = subprocess.run([str(COMMAND), "tables"], cwd=study_folder, env=environment, capture_output=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.decode().splitlines() == [cli.INTERRUPTED], done.stderr.decode()
+    assert done.stdout == b""
 
 
 def test_the_command_says_what_it_does_and_a_typo_is_one_line(tmp_path: Path) -> None:
