@@ -8,6 +8,7 @@ with every environment-derived setting passed explicitly, so a developer's own
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import select
@@ -25,7 +26,7 @@ import pytest
 from scrapy.utils.test import get_crawler
 
 import tiktok_spiders.settings as project_settings
-from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, CorpusConfig, Emulator, Faults
+from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, Corpus, CorpusConfig, Emulator, Faults
 
 REAL_RESPONSES = Path(__file__).resolve().parent / "fixtures" / "real-responses"
 
@@ -59,19 +60,26 @@ def every_fault() -> Faults:
 EVERY_FAULT_SETTINGS = {"TIKTOK_RETRY_TIMES": 12, "TIKTOK_RETRY_BACKOFF_MAX": 0.02}
 
 
+@functools.cache
+def small_corpus() -> Corpus:
+    """:data:`SMALL`, generated once per test process; each emulator serves a :meth:`~Corpus.copy`."""
+    return Corpus(SMALL)
+
+
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Emulator:
     """One emulator, no faults, for tests that do not change its state; shared by the whole
     session, so its daily quotas are lifted (the quota tests use ``fresh_emulator``)."""
     log = tmp_path_factory.mktemp("emulator") / "requests.jsonl"
-    with Emulator(SMALL, request_log=log, faults=Faults(daily_requests=10**7, daily_records=10**9)) as api:
+    lifted = Faults(daily_requests=10**7, daily_records=10**9)
+    with Emulator(small_corpus().copy(), request_log=log, faults=lifted) as api:
         yield api
 
 
 @pytest.fixture
 def fresh_emulator(tmp_path: Path) -> Emulator:
     """An emulator of its own, for tests that switch faults, spend quota or read its log."""
-    with Emulator(SMALL, request_log=tmp_path / "requests.jsonl", fault_seed=1) as api:
+    with Emulator(small_corpus().copy(), request_log=tmp_path / "requests.jsonl", fault_seed=1) as api:
         yield api
 
 

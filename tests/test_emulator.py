@@ -137,6 +137,21 @@ def test_usernames_sometimes_carry_nul_bytes_like_real_data() -> None:
     assert all(name.replace("\x00", "") in corpus.users for name in padded)
 
 
+def test_a_copy_serves_the_same_content_and_deletes_on_its_own() -> None:
+    original = Corpus(SMALL)
+    original.delete(users=[next(iter(original.users))])
+    twin = original.copy()
+    assert twin.deleted_users == original.deleted_users and twin.hidden == original.hidden
+    video = next(v for v in original.videos if v["comment_count"] > 20 and original.video_valid(v["id"]))
+    comments = original.expected_comments([video["id"]])
+    assert twin.expected_comments([video["id"]]) == comments, "the same comments, made again"
+    author = original.real_username(video)
+    twin.delete(comments=[comments[0]["id"]], users=[author])
+    assert not twin.video_valid(video["id"]) and not twin.comment_valid(comments[0]["id"])
+    assert original.video_valid(video["id"]) and original.comment_valid(comments[0]["id"])
+    assert original.unavailable_reason(author) is None
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

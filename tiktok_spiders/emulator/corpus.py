@@ -10,6 +10,7 @@ complete crawl must reproduce.
 from __future__ import annotations
 
 import bisect
+import copy
 import functools
 import random
 import zlib
@@ -194,6 +195,17 @@ class Corpus:
         for video in self.videos:
             self._videos_by_mark.setdefault(video_mark(video["id"]), []).append(video["id"])
         self._display_names = [profile["display_name"] for profile in self.users.values()]
+
+    def copy(self) -> Corpus:
+        """The same content and deletions so far, deleted from independently after: a server of
+        its own without generating the content again (a third of a second; tests start a hundred).
+        Content is never changed once made, so it is shared; only what :meth:`delete` changes is
+        copied, and comments, made lazily, are made again for the copy."""
+        twin = copy.copy(self)
+        twin.hidden = set(self.hidden)
+        twin.deleted_comments = set(self.deleted_comments)
+        twin.deleted_users = set(self.deleted_users)
+        return twin
 
     # -- generation -------------------------------------------------------
 
