@@ -1,7 +1,8 @@
 """``scrapy`` commands for the tests, each in a process of its own, without importing Scrapy each time.
 
 Every command imports Scrapy, Twisted and DuckDB before it does anything: about half a second
-of CPU, and the suite runs a hundred commands.  This server imports them once and forks a
+of CPU, and the suite runs a hundred commands (``tables`` and ``report`` import pandas and
+matplotlib too: a second more).  This server imports them once and forks a
 process per command, which runs ``scrapy.cmdline`` as ``python -m scrapy.cmdline`` does, in the
 test's folder, with the test's environment and nothing else, its output to files, and exits with
 the command's status.  The project's own modules are not imported here: its settings are read
@@ -20,10 +21,25 @@ import os
 import runpy
 import sys
 
-#: What every command imports first.  Not ``twisted.internet.reactor``: each command installs its
-#: own.  Not pandas or pyarrow: importing them starts threads (jemalloc's among them), and a process
-#: with threads is not safe to fork; only ``tables`` and ``report`` import them, and pay for it.
-PRELOAD = ("scrapy", "scrapy.commands", "scrapy.crawler", "scrapy.http", "twisted.web.http", "duckdb", "dotenv")
+#: What commands import first: Scrapy, Twisted and DuckDB for all; pandas, pyarrow and
+#: matplotlib for ``tables`` and ``report`` (another second each).  Not ``twisted.internet.reactor``:
+#: each command installs its own.
+PRELOAD = (
+    "scrapy",
+    "scrapy.commands",
+    "scrapy.crawler",
+    "scrapy.http",
+    "twisted.web.http",
+    "duckdb",
+    "dotenv",
+    "pandas",
+    "pyarrow.parquet",
+    "matplotlib.pyplot",
+)
+#: A process with threads is not safe to fork, and importing numpy and pyarrow starts some:
+#: OpenBLAS's pool and jemalloc's background thread.  Without them the libraries work the same
+#: (the tables' bytes do not change); only how memory is given back and BLAS is parallel does.
+SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false", "MPLBACKEND": "Agg"}
 
 
 def _command(job: dict) -> None:
@@ -45,6 +61,7 @@ def _command(job: dict) -> None:
 
 
 def serve() -> None:
+    os.environ.update(SINGLE_THREADED)
     for module in PRELOAD:
         importlib.import_module(module)
     assert "twisted.internet.reactor" not in sys.modules, "a command installs its reactor itself"
