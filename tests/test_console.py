@@ -87,7 +87,8 @@ def test_the_installed_command_runs_a_crawl_a_study_and_tables_from_a_study_fold
     assert done.returncode == 0, done.stderr[-3000:]
     assert (study_folder / "data" / "videos.jsonl").is_file(), "the data go to the study folder, not the checkout"
 
-    (study_folder / "climate.toml").write_text(STUDY_FILE, encoding="utf-8")
+    two_weeks = STUDY_FILE.replace('end_date = "2024-02-29"', 'end_date = "2024-01-14"')
+    (study_folder / "climate.toml").write_text(two_weeks, encoding="utf-8")
     done = run(study_folder, "study", "climate.toml")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Plan (requests still to spend" in done.stdout and "Study summary" in done.stdout
