@@ -31,6 +31,8 @@ from tiktok_spiders.spiders.videos import VideosSpider
 pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
 SMALL_STUDY = {"hashtags": "climate,vote,fyp", "start_date": "2024-01-01", "end_date": "2024-01-20"}
+#: Replies of the comments with two or more: 286 requests, not the 1,126 of every replied comment.
+MIN_REPLIES = 2
 FAST_POLLS = {"TIKTOK_COMPLIANCE_POLL_SECONDS": 0.01}
 
 
@@ -45,7 +47,7 @@ async def collect(emulator: Emulator, data_dir: Path) -> None:
     for spider, arguments in (
         (VideosSpider, SMALL_STUDY),
         (CommentsSpider, {}),
-        (RepliesSpider, {}),
+        (RepliesSpider, {"min_replies": MIN_REPLIES}),
         (UsersSpider, {}),
     ):
         crawler = await crawl(spider, settings, **arguments)
@@ -70,9 +72,9 @@ def delete_some(emulator: Emulator, data_dir: Path) -> dict[str, list]:
     busiest = max(videos, key=lambda video: video["comment_count"] or 0)
     author = next(v["username"] for v in videos if v["username"] in users and v["id"] != busiest["id"])
     texts = Counter(c["text"] for kind in ("comments", "replies") for c in read_jsonl(data_dir / f"{kind}.jsonl"))
-    # comments with replies, one of a kind in their text first (the byte check looks for it)
+    # comments whose replies were collected, one of a kind in their text first (the byte check looks for it)
     replied = sorted(
-        (c for c in comments if c["reply_count"] and c["video_id"] != busiest["id"]),
+        (c for c in comments if c["reply_count"] >= MIN_REPLIES and c["video_id"] != busiest["id"]),
         key=lambda c: (texts[c["text"]] != 1, c["id"]),
     )[:3]
     deleted = {"videos": [busiest["id"], videos[-1]["id"]], "comments": [c["id"] for c in replied], "users": [author]}
@@ -121,6 +123,7 @@ async def test_a_refresh_leaves_exactly_what_is_still_available_and_nothing_of_t
     texts = Counter(c["text"] for kind in ("comments", "replies") for c in before[kind])
     secret = next(c["text"] for c in before["comments"] if c["id"] == deleted["comments"][0])
     assert texts[secret] == 1
+    assert {r["parent_comment_id"] for r in before["replies"]} & set(deleted["comments"]), "replies to purge"
 
     for killed in (tmp_path / ".tables-staging", tmp_path / ".report-staging"):  # what `kill -9` of a
         killed.mkdir()  # tables or report run leaves behind: the study's data
