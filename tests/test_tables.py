@@ -27,7 +27,7 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @deferred_f_from_coro_f
 async def test_collect_a_study_to_tabulate(emulator: Emulator, study_dir: Path) -> None:
-    settings = settings_for(emulator, study_dir)
+    settings = settings_for(emulator, study_dir, TIKTOK_COMMENT_CAP=100)  # 6,334 comments: enough to join
     for spidercls, arguments in ((VideosSpider, STUDY_ARGS), (CommentsSpider, {}), (UsersSpider, {})):
         crawler = await crawl(spidercls, settings, **arguments)
         assert crawler.stats.get_value("finish_reason") == "finished"
@@ -82,7 +82,7 @@ def test_tables_round_trip(study_dir: Path, tmp_path: Path, fmt: str) -> None:
 
 def test_tables_written_a_few_rows_at_a_time_are_the_tables_of_whole_frames(study_dir: Path, tmp_path: Path) -> None:
     study = tables.study_tables(study_dir)
-    chunk = 53
+    chunk = 149
     assert len(study["videos"]) > chunk and len(study["comments"]) > chunk, "every big table in several chunks"
     staging = tmp_path / "staging"
     with table_writer.StudyDatabase(staging, chunk_rows=chunk) as staged:
