@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from scrapy.settings import Settings
 
-from tests.conftest import STUDY_ARGS, cli_env, read_jsonl, scrapy_cli, settings_for, spider_args
+from tests.conftest import MONTH_ARGS, cli_env, read_jsonl, scrapy_cli, settings_for, spider_args
 from tiktok_spiders.emulator import DEMO_CLIENT_SECRET, Emulator, Faults
 from tiktok_spiders.spiders.base import BadArgument
 from tiktok_spiders.spiders.videos import VideosSpider
@@ -191,7 +191,7 @@ def test_no_secret_or_token_in_debug_logs_feeds_or_state(fresh_emulator: Emulato
     fresh_emulator.faults = Faults.all_on(daily_requests=100_000, rate_limit_per_second=0)
     env = cli_env(fresh_emulator, tmp_path)
     logs = []
-    for spider, arguments in (("videos", STUDY_ARGS), ("comments", {}), ("users", {})):
+    for spider, arguments in (("videos", MONTH_ARGS), ("comments", {}), ("users", {})):
         done = scrapy_cli(tmp_path, env, "crawl", spider, "-s", "LOG_LEVEL=DEBUG", *spider_args(arguments))
         assert done.returncode == 0, done.stderr[-2000:]
         logs.append(done.stderr + done.stdout)

@@ -19,6 +19,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 import tiktok_spiders.settings as project_settings
 from tests.conftest import (
     EVERY_FAULT_SETTINGS,
+    MONTH_ARGS,
     STUDY_ARGS,
     STUDY_DATES,
     STUDY_QUERY,
@@ -156,7 +157,7 @@ def test_kill_9_in_the_middle_then_the_same_command_finishes_exactly(
 ) -> None:
     fresh_emulator.faults.daily_requests = 100_000  # three runs of the stage
     env = cli_env(fresh_emulator, tmp_path, TIKTOK_DAILY_REQUEST_LIMIT="100000")
-    assert scrapy_cli(tmp_path, env, "crawl", "videos", *spider_args(STUDY_ARGS)).returncode == 0
+    assert scrapy_cli(tmp_path, env, "crawl", "videos", *spider_args(MONTH_ARGS)).returncode == 0
     if stage == "replies":
         assert scrapy_cli(tmp_path, env, "crawl", "comments").returncode == 0
     asks_by = "video_id" if stage == "comments" else "comment_id"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import STUDY_DATES, STUDY_QUERY, cli_env, read_jsonl, request_log, scrapy_cli
+from tests.conftest import MONTH_DATES, STUDY_QUERY, cli_env, read_jsonl, request_log, scrapy_cli
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
 
@@ -27,7 +27,7 @@ data_dir = "{data_dir}"
 hashtags = ["climate", "vote", "fyp", "news", "music"]
 regions = ["US", "GB", "DE"]
 start_date = "2024-01-01"
-end_date = "2024-03-30"
+end_date = "2024-01-30"
 window_days = 30
 """
 
@@ -42,7 +42,7 @@ def test_a_study_file_runs_every_stage_and_an_interrupted_study_resumes(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
     corpus = fresh_emulator.corpus
-    fresh_emulator.faults.daily_requests = 300  # runs out during the comments stage
+    fresh_emulator.faults.daily_requests = 100  # runs out during the comments stage (150 requests)
     env = cli_env(fresh_emulator, tmp_path / "ignored")  # the study file's data_dir wins
     first = scrapy_cli(tmp_path, env, "study", str(write_study(tmp_path)))
     assert first.returncode == 1
@@ -63,7 +63,7 @@ def test_a_study_file_runs_every_stage_and_an_interrupted_study_resumes(
         assert any(line.startswith(stage) for line in second.stdout.splitlines()), stage
 
     data = tmp_path / "data"
-    videos = corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
+    videos = corpus.expected_videos(STUDY_QUERY, *MONTH_DATES)
     assert sorted(row["id"] for row in read_jsonl(data / "videos.jsonl")) == sorted(v["id"] for v in videos)
     comments = corpus.expected_comments(v["id"] for v in videos)
     assert sorted(row["id"] for row in read_jsonl(data / "comments.jsonl")) == sorted(c["id"] for c in comments)
