@@ -15,6 +15,7 @@ when the command has started, ``{"status"}`` when it has ended.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -67,6 +68,10 @@ def serve() -> None:
     assert "twisted.internet.reactor" not in sys.modules, "a command installs its reactor itself"
     assert not any(name.startswith("tiktok_spiders") for name in sys.modules), "settings come from each env"
     assert len(os.listdir("/proc/self/task")) == 1, "one thread: forking a process with more can deadlock"
+    # What was imported is never collected: a command's collection (Scrapy runs one as it starts)
+    # would otherwise write to every object, so copy the server's whole memory: 0.85 s a command
+    # with it, 0.33 s without (the gc module's advice for a process that forks).
+    gc.freeze()
     for line in sys.stdin:
         job = json.loads(line)
         pid = os.fork()
