@@ -52,6 +52,19 @@ MONTH_ARGS = {**STUDY_ARGS, "end_date": "2024-01-30"}
 MONTH_DATES = (date(2024, 1, 1), date(2024, 1, 30))
 
 
+#: The files with the longest tests, handed out first (``--no-loadscope-reorder`` keeps this order):
+#: a worker that took one of them last would run it alone while the others had finished.
+LONGEST_FIRST = ("test_scale.py", "test_demo.py", "test_resilience.py", "test_refresh.py", "test_replies.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order (test_tables builds a study)
+
+
 def every_fault() -> Faults:
     """Every fault at once, for the tests that collect the truth under all of them: a rate limit
     the crawl reaches in its first second, and later pages refused often enough (15 %) that a
