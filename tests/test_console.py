@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -197,7 +198,15 @@ def test_ctrl_c_while_the_command_starts_is_one_line(study_folder: Path, tmp_pat
     (tmp_path / "sitecustomize.py").write_text(CTRL_C_DURING_IMPORTS, encoding="utf-8")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("TIKTOK_", "SCRAPY_"))}
     environment["PYTHONPATH"] = str(tmp_path)
-    done = subprocess.run([str(COMMAND), "tables"], cwd=study_folder, env=environment, capture_output=True, timeout=60)
+    done = subprocess.run(
+        [str(COMMAND), "tables"],
+        cwd=study_folder,
+        env=environment,
+        capture_output=True,
+        timeout=60,
+        # as at a terminal: a shell's background job (`pytest &`) would pass SIGINT on ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert done.returncode == 1 and done.stderr.decode().splitlines() == [cli.INTERRUPTED], done.stderr.decode()
     assert done.stdout == b""
 
