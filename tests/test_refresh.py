@@ -42,10 +42,10 @@ def env_for(emulator: Emulator, data_dir: Path, **extra: str) -> dict[str, str]:
     return cli_env(emulator, data_dir, **{**fast, **extra})
 
 
-async def collect(emulator: Emulator, data_dir: Path) -> None:
+async def collect(emulator: Emulator, data_dir: Path, study: dict[str, str] = SMALL_STUDY) -> None:
     settings = settings_for(emulator, data_dir)
     for spider, arguments in (
-        (VideosSpider, SMALL_STUDY),
+        (VideosSpider, study),
         (CommentsSpider, {}),
         (RepliesSpider, {"min_replies": MIN_REPLIES}),
         (UsersSpider, {}),
@@ -56,10 +56,12 @@ async def collect(emulator: Emulator, data_dir: Path) -> None:
     assert scrapy_cli(data_dir, env_for(emulator, data_dir), "tables", "--format", "duckdb").returncode == 0
 
 
-async def collect_then_delete(emulator: Emulator, data_dir: Path) -> tuple[dict[str, list[dict]], dict[str, list]]:
+async def collect_then_delete(
+    emulator: Emulator, data_dir: Path, study: dict[str, str] = SMALL_STUDY
+) -> tuple[dict[str, list[dict]], dict[str, list]]:
     """A study collected, then part of it deleted in the sandbox: ``(records before, deleted)``."""
     emulator.faults.daily_requests = 100_000
-    await collect(emulator, data_dir)
+    await collect(emulator, data_dir, study)
     before = {kind: read_jsonl(data_dir / f"{kind}.jsonl") for kind in ("videos", "comments", "replies", "users")}
     return before, delete_some(emulator, data_dir)
 
@@ -240,7 +242,8 @@ async def test_failed_tasks_are_created_again_a_bounded_number_of_times(
 async def test_server_errors_on_every_endpoint_and_a_quota_stop_end_exact(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
-    before, _ = await collect_then_delete(fresh_emulator, tmp_path)
+    ten_days = {**SMALL_STUDY, "end_date": "2024-01-10"}  # 86 videos, 81 authors: a refresh of 100 requests
+    before, _ = await collect_then_delete(fresh_emulator, tmp_path, ten_days)
     fresh_emulator.advance_days(1)
     fresh_emulator.faults.internal_error_rate = 0.1
     fresh_emulator.faults.outage_requests = 2  # at least two 500s on each endpoint
