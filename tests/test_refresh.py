@@ -30,8 +30,9 @@ from tiktok_spiders.spiders.videos import VideosSpider
 
 pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
-SMALL_STUDY = {"hashtags": "climate,vote,fyp", "start_date": "2024-01-01", "end_date": "2024-01-20"}
-#: Replies of the comments with two or more: 286 requests, not the 1,126 of every replied comment.
+#: 86 videos, 3,551 comments, 81 authors: a refresh of about 100 requests.
+SMALL_STUDY = {"hashtags": "climate,vote,fyp", "start_date": "2024-01-01", "end_date": "2024-01-10"}
+#: Replies of the comments with two or more: 161 requests, not the 641 of every replied comment.
 MIN_REPLIES = 2
 FAST_POLLS = {"TIKTOK_COMPLIANCE_POLL_SECONDS": 0.01}
 
@@ -42,10 +43,10 @@ def env_for(emulator: Emulator, data_dir: Path, **extra: str) -> dict[str, str]:
     return cli_env(emulator, data_dir, **{**fast, **extra})
 
 
-async def collect(emulator: Emulator, data_dir: Path, study: dict[str, str] = SMALL_STUDY) -> None:
+async def collect(emulator: Emulator, data_dir: Path) -> None:
     settings = settings_for(emulator, data_dir)
     for spider, arguments in (
-        (VideosSpider, study),
+        (VideosSpider, SMALL_STUDY),
         (CommentsSpider, {}),
         (RepliesSpider, {"min_replies": MIN_REPLIES}),
         (UsersSpider, {}),
@@ -56,12 +57,10 @@ async def collect(emulator: Emulator, data_dir: Path, study: dict[str, str] = SM
     assert scrapy_cli(data_dir, env_for(emulator, data_dir), "tables", "--format", "duckdb").returncode == 0
 
 
-async def collect_then_delete(
-    emulator: Emulator, data_dir: Path, study: dict[str, str] = SMALL_STUDY
-) -> tuple[dict[str, list[dict]], dict[str, list]]:
+async def collect_then_delete(emulator: Emulator, data_dir: Path) -> tuple[dict[str, list[dict]], dict[str, list]]:
     """A study collected, then part of it deleted in the sandbox: ``(records before, deleted)``."""
     emulator.faults.daily_requests = 100_000
-    await collect(emulator, data_dir, study)
+    await collect(emulator, data_dir)
     before = {kind: read_jsonl(data_dir / f"{kind}.jsonl") for kind in ("videos", "comments", "replies", "users")}
     return before, delete_some(emulator, data_dir)
 
@@ -242,8 +241,7 @@ async def test_failed_tasks_are_created_again_a_bounded_number_of_times(
 async def test_server_errors_on_every_endpoint_and_a_quota_stop_end_exact(
     fresh_emulator: Emulator, tmp_path: Path
 ) -> None:
-    ten_days = {**SMALL_STUDY, "end_date": "2024-01-10"}  # 86 videos, 81 authors: a refresh of 100 requests
-    before, _ = await collect_then_delete(fresh_emulator, tmp_path, ten_days)
+    before, _ = await collect_then_delete(fresh_emulator, tmp_path)
     fresh_emulator.advance_days(1)
     fresh_emulator.faults.internal_error_rate = 0.1
     fresh_emulator.faults.outage_requests = 2  # at least two 500s on each endpoint
