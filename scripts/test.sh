@@ -14,8 +14,9 @@ fi
 .venv/bin/mypy
 # one worker more than cores, at most 5 (a many-core host may give us only part of it): tests spend
 # part of their time waiting for the emulator's latency, backoffs and pacing, and the extra worker
-# runs while they wait (on two cores: 3 min with two workers, 2 min 40 s with three).  Each test
-# file runs on one worker (some build a study test by test), the longest files first (conftest.py).
+# runs while they wait (on two cores, when this was chosen: 3 min with two workers, 2 min 40 s with
+# three).  Each test file runs on one worker (some build a study test by test), the longest files
+# first (tests/conftest.py).
 workers=$(( $(nproc) + 1 ))
 if (( workers > 5 )); then
   workers=5

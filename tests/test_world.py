@@ -381,7 +381,7 @@ def test_two_processes_on_one_key_across_two_studies_stay_under_one_limit(
         )
     outputs = [run.communicate(timeout=180)[1] for run in runs]
     assert [run.returncode for run in runs] == [1, 1], outputs
-    assert all("requests of this client key" in output for output in outputs)
+    assert all("requests of this client key" in output for output in outputs), outputs
     research = [e for e in request_log(fresh_emulator) if e["path"] != api.TOKEN_PATH]
     assert len(research) == 25, "one key, one quota, whichever study spends it"
     with sqlite3.connect(quota_file(tmp_path / "key")) as db:
