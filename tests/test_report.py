@@ -65,8 +65,14 @@ def study(tmp_path_factory: pytest.TempPathFactory, emulator: Emulator) -> Path:
     return data_dir
 
 
-def test_the_report_has_every_section_and_plot_and_fetches_nothing(emulator: Emulator, study: Path) -> None:
-    page, text = report_of(study, emulator)
+@pytest.fixture(scope="module")
+def reported(study: Path, emulator: Emulator) -> tuple[Page, str]:
+    """The study's report, written once for the tests that read it and the one that renders it."""
+    return report_of(study, emulator)
+
+
+def test_the_report_has_every_section_and_plot_and_fetches_nothing(study: Path, reported: tuple[Page, str]) -> None:
+    page, text = reported
     assert page.sections == list(SECTIONS)
     assert page.figures >= 9, "quota, videos per day, hashtags, four distributions, comments, followers"
     assert page.fetched == [], "no script, stylesheet, image or link: it opens offline"
@@ -98,8 +104,7 @@ def test_a_partial_study_reports_what_is_missing(fresh_emulator: Emulator, tmp_p
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (apt-get install chromium) to render the report")
-def test_the_report_renders_in_a_headless_browser(emulator: Emulator, study: Path, tmp_path: Path) -> None:
-    report_of(study, emulator)
+def test_the_report_renders_in_a_headless_browser(study: Path, reported: tuple[Page, str], tmp_path: Path) -> None:
     screenshot = tmp_path / "report.png"
     subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
