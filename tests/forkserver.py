@@ -42,6 +42,7 @@ PRELOAD = (
 #: A process with threads is not safe to fork, and importing numpy and pyarrow starts some:
 #: OpenBLAS's pool and jemalloc's background thread.  Without them the libraries work the same
 #: (the tables' bytes do not change); only how memory is given back and BLAS is parallel does.
+#: Matplotlib gets the backend ``report`` asks for, Agg, without looking for a display.
 SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false", "MPLBACKEND": "Agg"}
 
 
