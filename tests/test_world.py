@@ -388,6 +388,35 @@ def test_two_processes_on_one_key_across_two_studies_stay_under_one_limit(
         assert db.execute("SELECT SUM(count) FROM spent").fetchone()[0] == 25
 
 
+#: One of two processes that open a quota file no one has made yet, at one moment (two crawls
+#: started together on a new machine), then spend what is left of a limit of 25.
+OPEN_TOGETHER = """
+import sys, time
+from datetime import date
+from tiktok_spiders.quota_file import QuotaFile
+path, start = sys.argv[1], float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+quota = QuotaFile(path, "one-key")
+spent = 0
+while quota.reserve(date(2026, 1, 1), "research", 25) is not None:
+    spent += 1
+print(spent)
+"""
+
+
+def test_two_processes_opening_a_new_quota_file_at_once_both_count_in_it(tmp_path: Path) -> None:
+    # without waiting for each other, one of the two died with "database is locked" four times in ten
+    for attempt in range(15):
+        start = str(time.time() + 0.3)
+        command = [sys.executable, "-c", OPEN_TOGETHER, str(tmp_path / f"quota-{attempt}.sqlite"), start]
+        processes = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+        ]
+        outputs = [process.communicate(timeout=60) for process in processes]
+        assert [process.returncode for process in processes] == [0, 0], outputs
+        assert sum(int(spent) for spent, _ in outputs) == 25, outputs
+
+
 def test_a_data_directory_belongs_to_one_api(emulator: Emulator, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     assert (

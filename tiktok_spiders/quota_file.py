@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import sqlite3
+import time
 from datetime import date
 from pathlib import Path
 
@@ -40,6 +41,28 @@ def default_path() -> Path:
     return Path(user_state_dir("tiktok-spiders", appauthor=False)) / "quota.sqlite"
 
 
+#: Seconds a process waits for another's hold on the file before it gives up.
+LOCK_TIMEOUT = 30.0
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch the file to write-ahead logging (once for good: later calls only read the mode).
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once, without
+    waiting its timeout, while another process holds it: two crawls started together on a new
+    quota file met this four times in ten (the second one died).  So wait here.
+    """
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class QuotaFile:
     """Requests reserved per key fingerprint, UTC day and quota bucket."""
 
@@ -48,10 +71,10 @@ class QuotaFile:
         new = not self.path.exists()
         make_dir(self.path.parent)
         # autocommit: each reservation is one explicit IMMEDIATE transaction
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=LOCK_TIMEOUT)
         if new:
             restrict(self.path)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self._db)
         self._db.executescript(SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (secrets.token_hex(16),))
         salt = self._db.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()[0]
