@@ -405,7 +405,7 @@ print(spent)
 
 
 def test_two_processes_opening_a_new_quota_file_at_once_both_count_in_it(tmp_path: Path) -> None:
-    # without waiting for each other, one of the two died with "database is locked" four times in ten
+    # without waiting for each other, one of the two died with "database is locked" nearly half the time
     for attempt in range(12):
         start = str(time.time() + 0.2)  # both have started by then (0.1 s), and open it together
         command = [sys.executable, "-c", OPEN_TOGETHER, str(tmp_path / f"quota-{attempt}.sqlite"), start]

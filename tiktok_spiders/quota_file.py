@@ -50,7 +50,7 @@ def _use_wal(db: sqlite3.Connection) -> None:
 
     Switching needs the file to itself, and SQLite answers "database is locked" at once, without
     waiting its timeout, while another process holds it: two crawls started together on a new
-    quota file met this four times in ten (the second one died).  So wait here.
+    quota file met this nearly half the time (the second one died).  So wait here.
     """
     deadline = time.monotonic() + LOCK_TIMEOUT
     while True:
