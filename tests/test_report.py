@@ -59,7 +59,7 @@ def study(tmp_path_factory: pytest.TempPathFactory, emulator: Emulator) -> Path:
     data_dir = tmp_path_factory.mktemp("report") / "data"
     env = cli_env(emulator, data_dir, TIKTOK_DAILY_REQUEST_LIMIT="100000")
     video_args = [part for k, v in STUDY.items() for part in ("-a", f"{k}={v}")]
-    replies = ["-a", "min_replies=2"]  # a fifth of the requests of every replied comment's
+    replies = ["-a", "min_replies=2"]  # comments with two replies or more: a fifth of the requests
     for stage, arguments in (("videos", video_args), ("comments", []), ("replies", replies), ("users", [])):
         assert scrapy_cli(data_dir.parent, env, "crawl", stage, *arguments).returncode == 0, stage
     return data_dir
