@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tiktok_spiders.extensions.export import write_feed
-from tiktok_spiders.items import COMMENTS
+from tiktok_spiders.feeds import write_feed
+from tiktok_spiders.kinds import COMMENTS
 from tiktok_spiders.ledger import Ledger
 
 

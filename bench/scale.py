@@ -116,8 +116,8 @@ def make(data_dir: Path, scale: float, first_comment: int = 0, comments: int | N
 
 
 def write_feeds(data_dir: Path, kinds: tuple[str, ...] = ("videos", "comments", "users")) -> None:
-    from tiktok_spiders.extensions.export import write_feed
-    from tiktok_spiders.items import KINDS
+    from tiktok_spiders.feeds import write_feed
+    from tiktok_spiders.kinds import KINDS
     from tiktok_spiders.ledger import Ledger
 
     ledger = Ledger(data_dir)
@@ -137,7 +137,7 @@ def tables_in_memory(data_dir: Path, out_dir: Path) -> None:
 
 def plan_refresh(data_dir: Path) -> None:
     from tiktok_spiders.ledger import Ledger
-    from tiktok_spiders.purge import Refreshes
+    from tiktok_spiders.refreshes import Refreshes
 
     ledger = Ledger(data_dir)
     Refreshes(ledger).begin()

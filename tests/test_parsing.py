@@ -62,8 +62,8 @@ def test_nul_bytes_are_stripped_and_counted(pipeline: ValidationPipeline) -> Non
 
 
 def test_half_an_emoji_is_replaced_so_the_record_can_be_stored(pipeline: ValidationPipeline, tmp_path) -> None:
-    from tiktok_spiders.extensions.export import write_feed
-    from tiktok_spiders.items import kind_of
+    from tiktok_spiders.feeds import write_feed
+    from tiktok_spiders.kinds import kind_of
     from tiktok_spiders.ledger import Ledger
 
     text = (REAL_RESPONSES / "api_videos_response_page_1_of_2.json").read_text(encoding="utf-8")
@@ -186,8 +186,8 @@ def test_the_api_quirks_are_recognised_by_their_message_whatever_the_code() -> N
 def test_the_csv_feed_is_what_scrapys_csv_exporter_writes(pipeline: ValidationPipeline, tmp_path) -> None:
     from scrapy.exporters import CsvItemExporter
 
-    from tiktok_spiders.extensions.export import write_feed
-    from tiktok_spiders.items import kind_of
+    from tiktok_spiders.feeds import write_feed
+    from tiktok_spiders.kinds import kind_of
     from tiktok_spiders.ledger import Ledger
 
     class JsonCells(CsvItemExporter):  # the exporter we would use: lists and objects as JSON text
@@ -218,7 +218,7 @@ def test_the_csv_feed_is_what_scrapys_csv_exporter_writes(pipeline: ValidationPi
 
 def test_compliance_answers_are_read_as_sent() -> None:
     """Undocumented details read leniently: the file's separators, the task id's JSON type."""
-    from tiktok_spiders.purge import Task
+    from tiktok_spiders.refreshes import Task
     from tiktok_spiders.spiders.refresh import sent_back, valid_ids
 
     assert valid_ids(b"1\n22\r\n333\n") == {"1", "22", "333"}

@@ -21,7 +21,7 @@ from tests.conftest import cli_env, crawl, read_jsonl, request_log, scrapy_cli, 
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.ledger import FILENAME, Ledger
-from tiktok_spiders.purge import Refreshes
+from tiktok_spiders.refreshes import Refreshes
 from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.refresh import MAX_TASK_ATTEMPTS, RefreshSpider
 from tiktok_spiders.spiders.replies import RepliesSpider
@@ -130,7 +130,13 @@ async def test_a_refresh_leaves_exactly_what_is_still_available_and_nothing_of_t
         killed.mkdir()  # tables or report run leaves behind: the study's data
         (killed / "staging.duckdb").write_text(secret, encoding="utf-8")
 
-    done = scrapy_cli(tmp_path, env_for(fresh_emulator, tmp_path), "refresh")
+    # a popular video gone takes a quarter of the comments: more than the brake lets through unconfirmed
+    held = scrapy_cli(tmp_path, env_for(fresh_emulator, tmp_path), "refresh")
+    assert held.returncode == 1, held.stderr[-3000:]
+    assert "more than TIKTOK_REFRESH_MAX_PURGE_SHARE=0.2, so nothing was purged" in held.stderr
+    assert "refresh -a confirm_purge=true" in held.stderr and "Traceback" not in held.stderr
+    assert read_jsonl(tmp_path / "comments.jsonl") == before["comments"], "held: nothing purged"
+    done = scrapy_cli(tmp_path, env_for(fresh_emulator, tmp_path), "refresh", "-a", "confirm_purge=true")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Summary of refresh: complete." in done.stderr and "Traceback" not in done.stderr
 
@@ -224,11 +230,11 @@ async def test_failed_tasks_are_created_again_a_bounded_number_of_times(
     fresh_emulator.faults.compliance_failed_rate = 1.0
     crawler = await crawl(RefreshSpider, settings)
     assert crawler.stats.get_value("finish_reason") == "incomplete"
-    assert crawler.stats.get_value("tiktok/refresh/tasks_failed") == MAX_TASK_ATTEMPTS
+    assert crawler.stats.get_value("tiktok/refresh/tasks_lost") == MAX_TASK_ATTEMPTS
     ledger = Ledger(tmp_path)
     [(_, reason)] = ledger.failed_seeds("refresh")
     ledger.close()
-    assert reason == f"the API failed the compliance task {MAX_TASK_ATTEMPTS} times"
+    assert reason == f"compliance task failed by the API; lost {MAX_TASK_ATTEMPTS} times, created again next run"
     assert len(read_jsonl(tmp_path / "videos.jsonl")) == len(before), "nothing purged on a failed check"
 
     fresh_emulator.faults.compliance_failed_rate = 0.0
@@ -249,7 +255,7 @@ async def test_server_errors_on_every_endpoint_and_a_quota_stop_end_exact(
     settings = settings_for(fresh_emulator, tmp_path, TIKTOK_RETRY_TIMES=10, **FAST_POLLS)
     reasons = []
     for _ in range(20):
-        crawler = await crawl(RefreshSpider, settings)
+        crawler = await crawl(RefreshSpider, settings, confirm_purge="true")
         reasons.append(crawler.stats.get_value("finish_reason"))
         assert crawler.stats.get_value("tiktok/write_failed") is None
         if reasons[-1] == "finished":

@@ -32,9 +32,9 @@ from tests.conftest import (
     settings_for,
     spider_args,
 )
-from tiktok_spiders import api
+from tiktok_spiders import api, clock
 from tiktok_spiders.emulator import Emulator
-from tiktok_spiders.ledger import Ledger, utc_today
+from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.users import UsersSpider
 from tiktok_spiders.spiders.videos import VideosSpider
@@ -242,7 +242,7 @@ def test_the_client_stops_before_its_own_daily_limit(fresh_emulator: Emulator, t
     sent = [entry for entry in request_log(fresh_emulator) if entry["path"] == api.VIDEO_QUERY_PATH]
     assert len(sent) == 5
     ledger = Ledger(tmp_path)
-    assert ledger.requests_on(utc_today()) == 5
+    assert ledger.requests_on(clock.today()) == 5
     ledger.close()
     again = scrapy_cli(tmp_path, env, "crawl", "videos", *args)
     assert again.returncode == 1

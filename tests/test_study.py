@@ -21,7 +21,7 @@ from scrapy.utils.test import get_crawler
 from tests.conftest import STUDY_ARGS, STUDY_DATES, STUDY_QUERY, crawl, read_jsonl, request_log, settings_for
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
-from tiktok_spiders.seeds import heaviest_first
+from tiktok_spiders.feeds import heaviest_first
 from tiktok_spiders.spiders.comments import CommentsSpider
 from tiktok_spiders.spiders.users import UsersSpider
 from tiktok_spiders.spiders.videos import VideosSpider
@@ -205,8 +205,8 @@ async def test_seeds_are_read_as_slots_free_not_all_at_once(emulator: Emulator, 
 async def test_a_feed_grows_by_what_is_new_and_reads_as_a_whole_rewrite_would(
     emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tiktok_spiders.extensions.export import write_feed
-    from tiktok_spiders.items import COMMENTS
+    from tiktok_spiders.feeds import write_feed
+    from tiktok_spiders.kinds import COMMENTS
     from tiktok_spiders.ledger import Ledger
 
     caplog.set_level(logging.INFO, logger="tiktok_spiders.extensions.export")

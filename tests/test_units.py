@@ -27,10 +27,10 @@ from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.test import get_crawler
 
 from tests.conftest import settings_for
-from tiktok_spiders import api, table_writer, tables
+from tiktok_spiders import api, clock, table_writer, tables
 from tiktok_spiders.config import ConfigError, check_settings
 from tiktok_spiders.items import Comment, Video
-from tiktok_spiders.ledger import DONE, FAILED, OPEN, Ledger, utc_today
+from tiktok_spiders.ledger import DONE, FAILED, OPEN, Ledger
 from tiktok_spiders.middlewares.quota import DailyQuotaMiddleware
 from tiktok_spiders.middlewares.retry import ApiRetryMiddleware
 from tiktok_spiders.pipelines.store import LedgerPipeline
@@ -134,9 +134,9 @@ async def test_the_quota_is_reserved_before_each_request_and_stops_the_crawl_whe
     with pytest.raises(IgnoreRequest):
         await quota.process_request(api_request(api.FOLLOWERS_PATH))
     assert crawler.stats.get_value("tiktok/requests") == 3
-    today = utc_today().isoformat()
+    today = clock.today().isoformat()
     assert quota.ledger.requests_per_day() == {today: 2, f"{today}/follow": 1}, "counted in the study's ledger"
-    assert quota.quota.spent(utc_today()) == 2, "and in the key's quota file, shared by every study"
+    assert quota.quota.spent(clock.today()) == 2, "and in the key's quota file, shared by every study"
 
 
 # -- pipelines and the ledger -----------------------------------------------------------------

@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from scrapy.cmdline import execute
 
+        from tiktok_spiders import terminal
+
+        terminal.invoked_as = "tiktok-spiders"
+
         execute(["tiktok-spiders", *argv])
     except KeyboardInterrupt:  # before a command handles Ctrl-C itself: while Scrapy and pandas load
         print(INTERRUPTED, file=sys.stderr)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import fields
 
-from tiktok_spiders.items import KINDS, unavailable_kind
+from tiktok_spiders.kinds import KINDS
 from tiktok_spiders.tables import FIELD_TYPES
 
 API, PROJECT = "API", "project"
@@ -135,9 +135,7 @@ TYPES = {"int": "int64 (Int64 in pandas)", "time": "UTC datetime", "bool": "bool
 
 def feeds() -> list[tuple[str, type]]:
     """Every feed and its item class, in the order a study writes them."""
-    found = [(kind.feed, kind.item_class) for kind in KINDS.values()]
-    extra = [unavailable_kind(name) for name in ("followers", "following", "liked_videos", "reposted_videos")]
-    return found + [(kind.feed, kind.item_class) for kind in extra]
+    return [(kind.feed, kind.item_class) for kind in KINDS.values()]
 
 
 def meaning(feed: str, name: str) -> tuple[str, str]:

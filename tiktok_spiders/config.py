@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tiktok_spiders.feeds import feed_formats
+
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
 
@@ -33,10 +35,14 @@ NUMERIC = {
     "TIKTOK_COMMENT_CAP": ("getint", 0, False),
     "TIKTOK_REFRESH_DAYS": ("getint", 1, False),
     "TIKTOK_COMPLIANCE_POLL_SECONDS": ("getfloat", 0, False),
+    "TIKTOK_COMPLIANCE_MAX_HOURS": ("getfloat", 0, True),
+    "TIKTOK_REFRESH_MAX_PURGE_SHARE": ("getfloat", 0, True),
     "TIKTOK_TABLES_MEMORY_MB": ("getint", 64, False),
     "CONCURRENT_REQUESTS": ("getint", 1, False),
     "DOWNLOAD_TIMEOUT": ("getfloat", 0, True),
 }
+#: Numeric settings that are shares: at most 1.
+SHARES = ("TIKTOK_REFRESH_MAX_PURGE_SHARE",)
 BOOLEAN = (
     "TIKTOK_WAIT_FOR_QUOTA_RESET",
     "TIKTOK_END_DATE_INCLUSIVE",
@@ -45,16 +51,6 @@ BOOLEAN = (
     "TIKTOK_ASK_DISPLAY_NAME",
     "TIKTOK_VERBOSE",
 )
-FEED_FORMATS = ("jsonl", "csv")
-
-
-def feed_formats(settings: BaseSettings) -> list[str]:
-    """``TIKTOK_FEED_FORMATS``, checked."""
-    formats = [fmt.strip().lower() for fmt in settings.getlist("TIKTOK_FEED_FORMATS") if fmt.strip()]
-    unknown = [fmt for fmt in formats if fmt not in FEED_FORMATS]
-    if unknown:
-        raise ConfigError(f"TIKTOK_FEED_FORMATS: unknown format {unknown[0]!r} (use {', '.join(FEED_FORMATS)})")
-    return formats
 
 
 def check_settings(settings: BaseSettings) -> None:
@@ -68,12 +64,18 @@ def check_settings(settings: BaseSettings) -> None:
         if value < smallest or (exclusive and value == smallest):
             relation = "more than" if exclusive else "at least"
             raise ConfigError(f"{name} must be {relation} {smallest}, not {settings.get(name)!r}")
+    for name in SHARES:
+        if settings.getfloat(name) > 1:
+            raise ConfigError(f"{name} is a share between 0 and 1 (0.2 for 20 %), not {settings.get(name)!r}")
     for name in BOOLEAN:
         try:
             settings.getbool(name)
         except ValueError:
             raise ConfigError(f"{name} must be true or false, not {settings.get(name)!r}") from None
-    feed_formats(settings)
+    try:
+        feed_formats(settings)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if not str(settings.get("TIKTOK_API_BASE_URL") or "").startswith(("http://", "https://")):
         raise ConfigError(f"TIKTOK_API_BASE_URL must be an http(s) URL, not {settings.get('TIKTOK_API_BASE_URL')!r}")
 

@@ -1,11 +1,14 @@
-"""Files of a data directory: private permissions, atomic writes, one crawl at a time.
+"""Files of a data directory: private, atomic, never through a link, one writer at a time.
 
 TikTok's terms oblige researchers to keep collected data secure, so the data
 directory is created ``0700`` and every file in it ``0600`` unless
-``TIKTOK_PRIVATE_FILES`` is false.  Every file we write goes to a ``.partial``
-file first and is renamed, so a reader never sees half of one.  A data directory
-is used by one process at a time: an OS file lock, which a crashed process cannot
-leave behind, and a note of who holds it.
+``TIKTOK_PRIVATE_FILES`` is false.  Every file we write goes to a ``.partial`` file
+first, created exclusively and never through a symbolic link, and is then renamed
+over its name, so a reader never sees half of one and a link planted where a file
+should be is never written through (:func:`check_no_links` refuses it, naming it,
+before a command starts).  A data directory is used by one command at a time: an OS
+file lock, which a crashed process cannot leave behind, holding the process id and
+when it started, never its arguments (which may hold a secret).
 """
 
 from __future__ import annotations
@@ -14,16 +17,30 @@ import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from tiktok_spiders import clock
+
 LOCK_FILENAME = ".tiktok-lock"
+PARTIAL = ".partial"
+#: Open for writing a file that must be ours: never through a link, never one that is there already.
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
 class DataDirBusy(RuntimeError):
-    """Another process is using the data directory."""
+    """Another command is using the data directory."""
+
+
+class LinkInTheWay(OSError):
+    """A symbolic link where the tool writes a file: refused, never followed."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"{path} is a symbolic link: the tool never writes through one (it could overwrite any file the link "
+            "points at). Remove it, or use another TIKTOK_DATA_DIR"
+        )
 
 
 def make_dir(path: Path, private: bool = True) -> Path:
@@ -34,22 +51,56 @@ def make_dir(path: Path, private: bool = True) -> Path:
 
 
 def restrict(path: Path, private: bool = True) -> None:
-    """Make a file we wrote readable by its owner only."""
-    if private:
-        os.chmod(path, 0o600)
+    """Make a file we wrote readable by its owner only; never through a link."""
+    if not private:
+        return
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as error:
+        if path.is_symlink():
+            raise LinkInTheWay(path) from None
+        raise error from None
+    try:
+        os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+
+
+def create_private(path: Path, private: bool = True) -> int:
+    """A new file at ``path``, opened for writing: created here (a stale one of a killed run is
+    removed first), never through a link, ``0600`` from the start when ``private``."""
+    if path.is_symlink():
+        raise LinkInTheWay(path)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a partial file a killed run left behind
+    try:
+        return os.open(path, _CREATE, 0o600 if private else 0o666)
+    except OSError:
+        if path.is_symlink():  # planted between the check and the open
+            raise LinkInTheWay(path) from None
+        raise
+
+
+def _replace(partial: Path, path: Path) -> None:
+    if path.is_symlink():
+        raise LinkInTheWay(path)
+    os.replace(partial, path)  # a rename replaces the name, never what a link points at
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path, *, private: bool = True) -> Iterator[Path]:
     """A ``.partial`` path to write, renamed over ``path`` when done: a reader never sees half a file.
 
-    For a library that writes files itself (pandas, pyarrow); :func:`atomic_write` for text.
+    For a library that writes files itself (pandas, pyarrow): the partial file is created
+    here first, private and not through a link, and the library writes into it.
+    :func:`atomic_write` for text.
     """
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(path.name + PARTIAL)
+    os.close(create_private(partial, private))
     try:
         yield partial
         restrict(partial, private)
-        os.replace(partial, path)
+        _replace(partial, path)
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()
@@ -77,13 +128,49 @@ def copy_into(source: Path, handle: IO[str]) -> None:
 @contextlib.contextmanager
 def atomic_write(path: Path, *, private: bool = True) -> Iterator[IO[str]]:
     """Write UTF-8 text to ``path`` whole or not at all, synced to disk before the rename."""
-    with atomic_path(path, private=private) as partial:
-        # created private from the start, not made private after the data is in it
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+    partial = path.with_name(path.name + PARTIAL)
+    descriptor = create_private(partial, private)
+    try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        _replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+
+
+def partial_files(directory: Path) -> list[Path]:
+    """The ``.partial`` files a killed run left in ``directory`` (links included: never followed)."""
+    if not directory.is_dir() or directory.is_symlink():
+        return []
+    return sorted(path for path in directory.iterdir() if path.name.endswith(PARTIAL))
+
+
+def remove_tree(path: Path) -> int:
+    """Remove a directory we made (a link in its place is removed, not followed); 1 if it was there."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+        return 1
+    if path.is_dir():
+        shutil.rmtree(path)
+        return 1
+    return 0
+
+
+def check_no_links(data_dir: Path, names: Iterable[str]) -> None:
+    """A data directory whose ``names`` (relative paths the tool writes) include a symbolic link is
+    refused before anything is written: :class:`LinkInTheWay` names it."""
+    for name in names:
+        path = data_dir / name
+        if path.is_symlink():
+            raise LinkInTheWay(path)
+    for directory in (data_dir, data_dir / "tables", data_dir / "logs"):
+        for partial in partial_files(directory):
+            if partial.is_symlink():
+                raise LinkInTheWay(partial)
 
 
 class DataDirLock:
@@ -91,32 +178,44 @@ class DataDirLock:
 
     Re-entrant within the process (the crawl command and the crawl's ledger both
     ask for it); released when the last holder lets go, or when the process dies.
+    The file says which process holds it and since when: never its command line,
+    which may hold a secret (``-s TIKTOK_CLIENT_SECRET=…``).
     """
 
     _held: dict[Path, tuple[IO, int]] = {}  # noqa: RUF012 - one registry per process
 
     def __init__(self, data_dir: Path) -> None:
-        self.path = (data_dir / LOCK_FILENAME).resolve()
+        self.path = data_dir.resolve() / LOCK_FILENAME
 
     def acquire(self, private: bool = True) -> None:
         held = self._held.get(self.path)
         if held is not None:
             self._held[self.path] = (held[0], held[1] + 1)
             return
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
-        restrict(self.path, private)
+        if self.path.is_symlink():
+            raise LinkInTheWay(self.path)
+        try:
+            descriptor = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600 if private else 0o666
+            )
+        except OSError:
+            if self.path.is_symlink():
+                raise LinkInTheWay(self.path) from None
+            raise
+        if private:
+            os.fchmod(descriptor, 0o600)
+        handle = os.fdopen(descriptor, "r+", encoding="utf-8")
         if not _try_lock(handle):
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
             raise DataDirBusy(
-                f"{self.path.parent} is in use by {holder}: one crawl per data directory at a time "
+                f"{self.path.parent} is in use by {holder}: one command per data directory at a time "
                 "(wait for it to end, or use another TIKTOK_DATA_DIR)"
             )
         handle.seek(0)
         handle.truncate()
-        since = datetime.now(UTC).isoformat(timespec="seconds")
-        handle.write(f"process {os.getpid()} ({' '.join(sys.argv[:3])}) since {since}\n")
+        handle.write(f"process {os.getpid()} since {clock.stamp()}\n")
         handle.flush()
         self._held[self.path] = (handle, 1)
 
@@ -132,6 +231,13 @@ class DataDirLock:
         with contextlib.suppress(OSError):
             handle.truncate(0)
         handle.close()  # closing the descriptor releases the lock
+
+    def __enter__(self) -> DataDirLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
 
 def _try_lock(handle: IO) -> bool:

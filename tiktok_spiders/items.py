@@ -1,5 +1,7 @@
 """One dataclass per API entity, fields named and ordered as the API names them.
 
+How each is stored, and what it stands on, is declared in ``kinds.py``.
+
 Every field is optional because the API omits fields that have no value
 (sparse objects).  ``tests/test_parsing.py`` keeps these in step with ``api.py``.
 ``collected_at`` (UTC, when the record's page was fetched) is the project's, not the API's.
@@ -159,76 +161,6 @@ class PlaylistVideo:
     position: int | None = None
     video_id: int | None = None
     collected_at: str | None = None
-
-
-@dataclass(frozen=True)
-class RecordKind:
-    """How a kind of record is stored: its feed name, its item class and its key fields."""
-
-    feed: str
-    item_class: type
-    key_fields: tuple[str, ...]
-    #: Fields that must be present; a record without one is dropped and counted.
-    required: tuple[str, ...]
-    #: Fields that hold integer ids (checked and kept exact).
-    id_fields: tuple[str, ...] = ()
-
-    def key(self, record: dict[str, Any]) -> str:
-        return "/".join(str(record[name]) for name in self.key_fields)
-
-
-VIDEO_IDS = ("id", "music_id", "playlist_id")
-VIDEOS = RecordKind("videos", Video, ("id",), ("id",), VIDEO_IDS)
-COMMENTS = RecordKind("comments", Comment, ("id",), ("id", "video_id"), ("id", "video_id", "parent_comment_id"))
-REPLIES = RecordKind("replies", Reply, ("id",), ("id", "parent_comment_id"), ("id", "video_id", "parent_comment_id"))
-USERS = RecordKind("users", User, ("username",), ("username",))
-USERS_UNAVAILABLE = RecordKind("users_unavailable", UnavailableUser, ("username",), ("username", "reason"))
-LIKED_VIDEOS = RecordKind("liked_videos", LikedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS)
-PINNED_VIDEOS = RecordKind("pinned_videos", PinnedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS)
-REPOSTED_VIDEOS = RecordKind(
-    "reposted_videos", RepostedVideo, ("seed_username", "id"), ("seed_username", "id"), VIDEO_IDS
-)
-FOLLOWERS = RecordKind("followers", Follower, ("seed_username", "username"), ("seed_username", "username"))
-FOLLOWING = RecordKind("following", Following, ("seed_username", "username"), ("seed_username", "username"))
-PLAYLISTS = RecordKind("playlists", Playlist, ("playlist_id",), ("playlist_id",), ("playlist_id",))
-PLAYLIST_VIDEOS = RecordKind(
-    "playlist_videos",
-    PlaylistVideo,
-    ("playlist_id", "position"),
-    ("playlist_id", "video_id"),
-    ("playlist_id", "video_id"),
-)
-
-
-KINDS = {
-    kind.item_class: kind
-    for kind in (
-        VIDEOS,
-        COMMENTS,
-        REPLIES,
-        USERS,
-        USERS_UNAVAILABLE,
-        LIKED_VIDEOS,
-        PINNED_VIDEOS,
-        REPOSTED_VIDEOS,
-        FOLLOWERS,
-        FOLLOWING,
-        PLAYLISTS,
-        PLAYLIST_VIDEOS,
-    )
-}
-
-
-def unavailable_kind(spider_name: str) -> RecordKind:
-    """Where a spider puts the users the API will not serve (``users_unavailable``, ...)."""
-    return RecordKind(f"{spider_name}_unavailable", UnavailableUser, ("username",), ("username", "reason"))
-
-
-def kind_of(item: Any, spider_name: str | None) -> RecordKind | None:
-    """How ``item`` is stored when ``spider_name`` collected it (None: not a record)."""
-    if isinstance(item, UnavailableUser) and spider_name:
-        return unavailable_kind(spider_name)
-    return KINDS.get(type(item))
 
 
 @functools.cache

@@ -11,7 +11,9 @@
 - ``runs``: every crawl that closed, for the manifest (``manifest.py``);
 - ``refreshes``, ``compliance_tasks``, ``refresh_users``, ``gone``: the refreshes of
   the study, what an open one has still to check, and what it found no longer
-  available; a finished refresh keeps counts only (``purge.py``).
+  available; a finished refresh keeps counts only (``refreshes.py``);
+- ``purge_steps``, ``purge_tokens``: the files a purge has still to rewrite, and the
+  ids and usernames it still has to remove from them, until it is finished (``purge.py``, ``refreshes.py``).
 
 A page's records and the cursor that follows it are committed together by
 :meth:`Ledger.finish_page`, so a crash leaves both or neither; resuming asks the
@@ -27,12 +29,13 @@ import secrets
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
+from tiktok_spiders import clock
 from tiktok_spiders.config import ConfigError
 from tiktok_spiders.files import DataDirLock, make_dir, restrict
 from tiktok_spiders.quota_file import fingerprint
@@ -79,7 +82,8 @@ CREATE TABLE IF NOT EXISTS refreshes (
     started TEXT NOT NULL,
     finished TEXT,
     checked TEXT NOT NULL DEFAULT '{}',
-    purged TEXT NOT NULL DEFAULT '{}'
+    purged TEXT NOT NULL DEFAULT '{}',
+    outcome TEXT
 );
 CREATE TABLE IF NOT EXISTS compliance_tasks (
     refresh INTEGER NOT NULL,
@@ -89,6 +93,7 @@ CREATE TABLE IF NOT EXISTS compliance_tasks (
     count INTEGER NOT NULL,
     task_id TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    created TEXT,
     PRIMARY KEY (refresh, category, chunk)
 );
 CREATE TABLE IF NOT EXISTS refresh_users (
@@ -110,7 +115,16 @@ CREATE TABLE IF NOT EXISTS gone (
     id TEXT NOT NULL,
     PRIMARY KEY (category, id)
 );
+CREATE TABLE IF NOT EXISTS purge_steps (
+    step TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS purge_tokens (
+    token TEXT PRIMARY KEY
+);
 """
+#: Columns added since a table was first made: ledgers written by an earlier version get them when opened.
+ADDED_COLUMNS = (("refreshes", "outcome", "TEXT"), ("compliance_tasks", "created", "TEXT"))
 
 OPEN, DONE, FAILED = "open", "done", "failed"
 
@@ -122,10 +136,6 @@ class SeedState:
     search_id: str | None
     pages: int
     reason: str | None
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()
 
 
 class LedgerWriteError(OSError):
@@ -159,10 +169,17 @@ class Ledger:
             # readable in a free page
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(SCHEMA)
+            self._add_columns()
             self._db.commit()
         except (sqlite3.Error, OSError) as error:
             self._release()
             raise ConfigError(f"cannot use the ledger {self.path}: {_why(error)}") from None
+
+    def _add_columns(self) -> None:
+        for table, column, sql_type in ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
     @classmethod
     def for_crawler(cls, crawler: Crawler) -> Ledger:
@@ -201,7 +218,8 @@ class Ledger:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The ledger's connection, for the modules that keep tables of their own in it (``purge.py``)."""
+        """The ledger's connection, for the modules that keep tables of their own in it (``refreshes.py``,
+        ``purge.py``)."""
         return self._db
 
     def commit(self) -> None:
@@ -213,6 +231,13 @@ class Ledger:
         try:
             self._db.commit()
             self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as error:
+            raise LedgerWriteError(f"could not compact {self.path}: {_why(error)}") from None
+
+    def checkpoint(self) -> None:
+        """Empty the write-ahead log into the file (what was deleted then survives in neither)."""
+        try:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as error:
             raise LedgerWriteError(f"could not compact {self.path}: {_why(error)}") from None
@@ -253,7 +278,7 @@ class Ledger:
                     f"{self.path.parent} was collected with another client key: use another TIKTOK_DATA_DIR "
                     "(or set TIKTOK_ALLOW_API_CHANGE=true if this is the same study with a new key)"
                 )
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = clock.now().isoformat(timespec="seconds")
         values = {"api_base_url": base_url, "key_salt": salt, "key_fingerprint": key, "last_opened": now}
         if held_url is None:
             values["created"] = now
@@ -340,7 +365,7 @@ class Ledger:
         return SeedState(*row) if row else None
 
     def _upsert_seed(self, spider: str, seed: str, *, add_page: bool = False, **values: Any) -> None:
-        values["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+        values["updated"] = clock.now().isoformat(timespec="seconds")
         if add_page:
             values["pages"] = 1  # a new seed's first page; an existing one's count goes up below
         columns = ", ".join(values)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import platform
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tiktok_spiders import clock
 from tiktok_spiders.api import COVERAGE_CHANGE
 from tiktok_spiders.files import atomic_write
-from tiktok_spiders.purge import Refreshes
+from tiktok_spiders.refreshes import Refreshes
 
 if TYPE_CHECKING:
     from tiktok_spiders.ledger import Ledger
@@ -79,7 +79,7 @@ def manifest(ledger: Ledger) -> dict[str, Any]:
             stages[name]["first_collected_at"], stages[name]["last_collected_at"]
         )
     return {
-        "written_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "written_at": clock.stamp(),
         "tool": tool_versions(),
         "api_base_url": ledger.meta("api_base_url"),
         "data_directory_created": ledger.meta("created"),

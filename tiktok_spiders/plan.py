@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tiktok_spiders.feeds import read_records
 from tiktok_spiders.ledger import DONE, Ledger
-from tiktok_spiders.seeds import read_records
 from tiktok_spiders.spiders.base import SeedFeedSpider
 
 if TYPE_CHECKING:

@@ -18,13 +18,14 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tiktok_spiders import api
+from tiktok_spiders import api, clock
+from tiktok_spiders.files import atomic_write
 from tiktok_spiders.ledger import FILENAME, Ledger
-from tiktok_spiders.purge import Refreshes
+from tiktok_spiders.refreshes import Refreshes
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -180,7 +181,7 @@ class Report:
                     ("data directory", str(self.data_dir.resolve())),
                     ("API", self.manifest.get("api_base_url") or "unknown"),
                     ("tool", ", ".join(f"{k} {v}" for k, v in tool.items()) or "unknown"),
-                    ("report written", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+                    ("report written", clock.now().strftime("%Y-%m-%d %H:%M UTC")),
                 ],
                 ("", ""),
             )
@@ -415,3 +416,15 @@ class Report:
             f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f"<style>{STYLE}</style></head><body><h1>{_e(title)}</h1>{body}</body></html>\n"
         )
+
+
+def write_report(data_dir: str | Path, settings: BaseSettings, path: Path) -> Path:
+    """The report of a data directory written to ``path``, atomically."""
+    report = Report(data_dir, settings)
+    try:
+        page = report.html()
+    finally:
+        report.close()
+    with atomic_write(path, private=settings.getbool("TIKTOK_PRIVATE_FILES")) as handle:
+        handle.write(page)
+    return path

@@ -96,6 +96,13 @@ TIKTOK_REFRESH_DAYS = _env("TIKTOK_REFRESH_DAYS", "15")
 # Seconds before the first status poll of a compliance task; each later poll waits twice
 # as long (at most 10 minutes).  Every poll costs a request.
 TIKTOK_COMPLIANCE_POLL_SECONDS = _env("TIKTOK_COMPLIANCE_POLL_SECONDS", "10")
+# A compliance task still Processing this many hours after it was created is created again
+# (with the same ids): how long TikTok takes is not documented.
+TIKTOK_COMPLIANCE_MAX_HOURS = _env("TIKTOK_COMPLIANCE_MAX_HOURS", "24")
+# The brake: a refresh that would purge more than this share of any kind of record (0.2:
+# a fifth of the videos, say) purges nothing and says what it found; `-a confirm_purge=true`
+# purges it.  An empty or cut-short answer looks like a mass deletion: this catches it.
+TIKTOK_REFRESH_MAX_PURGE_SHARE = _env("TIKTOK_REFRESH_MAX_PURGE_SHARE", "0.2")
 
 # --- Tables -------------------------------------------------------------------
 # What `scrapy tables` lets DuckDB hold while it joins and sorts (MB); beyond it, DuckDB

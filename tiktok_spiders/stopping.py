@@ -1,7 +1,13 @@
-"""Stopping a crawl from inside it: one reason, said once, and no one left waiting.
+"""Stopping a crawl from inside it: one reason, said once, no one left waiting, an honest exit status.
 
 Middlewares stop the crawl (the quota, rejected credentials), spiders and middlewares
-sleep without holding up Ctrl-C; both use these.
+sleep without holding up Ctrl-C; both use these.  :func:`exit_status` says what came of it:
+
+- 0: finished, everything collected and written;
+- 1: incomplete — something failed, the quota ran out, the crawl was interrupted, a
+  file could not be written or a purge was held; running the same command again
+  continues (after fixing what the error line names);
+- 2: bad input or configuration (including credentials the API refuses).
 """
 
 from __future__ import annotations
@@ -50,3 +56,16 @@ async def wait_unless_stopping(crawler: Crawler, seconds: float) -> None:
         if is_stopping(crawler):
             raise CrawlStopping("the crawl is stopping")
         await asyncio.sleep(min(left, 0.25))
+
+
+BAD_INPUT_REASONS = frozenset({"invalid_credentials"})
+
+
+def exit_status(crawler: Crawler) -> int:
+    """0 complete, 1 incomplete (run again), 2 bad input; a failed write or a held purge is never complete."""
+    if crawler.stats.get_value("tiktok/write_failed") or crawler.stats.get_value("tiktok/purge_held"):
+        return 1
+    finish_reason = crawler.stats.get_value("finish_reason")
+    if finish_reason == "finished":
+        return 0
+    return 2 if finish_reason in BAD_INPUT_REASONS else 1

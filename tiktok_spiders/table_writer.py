@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tiktok_spiders import tables
+from tiktok_spiders.feeds import feed_format, read_records
 from tiktok_spiders.files import atomic_path, make_dir
-from tiktok_spiders.seeds import feed_format, read_records
 
 #: Records per chunk, read, typed and written at a time (a few hundred MB for videos).
 CHUNK_ROWS = 20_000
@@ -472,3 +472,30 @@ def database_tables(path: Path) -> list[str]:
             "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY table_name"
         ).fetchall()
     return [name for (name,) in rows]
+
+
+def rewrite_tables(data_dir: Path, tables_dir: Path, private: bool, memory_mb: int) -> tuple[list[Path], list[Path]]:
+    """Every table in ``tables_dir`` written again from the study's feeds (after a purge):
+    ``(rewritten, removed)``.  A table no feed of the study makes any more (its records all
+    gone), or a file of study data the tool cannot remake there (a selection written with
+    ``--output`` into it), is removed: it may hold what was purged."""
+    written = sorted(p for p in tables_dir.glob("*.*") if p.suffix in (".parquet", ".csv", ".duckdb"))
+    if not written:
+        return [], []
+    feeds = tables.study_feeds(data_dir)
+    rewritten: list[Path] = []
+    removed: list[Path] = []
+    with StudyDatabase(data_dir / TABLES_STAGING, private=private, memory_mb=memory_mb) as study:
+        stage_study(study, feeds, feeds)
+        for path in written:
+            if path.suffix == ".duckdb":
+                names = [name for name in database_tables(path) if name in feeds]
+                write_database(study, names, path, private=private)
+            elif path.stem in feeds:
+                write_table(study, path.stem, path, path.suffix[1:], private=private)
+            else:
+                path.unlink()
+                removed.append(path)
+                continue
+            rewritten.append(path)
+    return rewritten, removed

@@ -31,9 +31,9 @@ from typing import Any
 
 import pandas as pd
 
+from tiktok_spiders.feeds import feed_format, read_records
 from tiktok_spiders.files import atomic_path, make_dir
-from tiktok_spiders.items import KINDS
-from tiktok_spiders.seeds import feed_format, read_records
+from tiktok_spiders.kinds import KINDS
 
 #: Fields that hold a time: unix seconds from the API, ISO 8601 text for ``collected_at``.
 TIME_COLUMNS = ("create_time", "playlist_last_updated", "collected_at")
@@ -65,8 +65,6 @@ FEED_COLUMNS = {kind.feed: [field.name for field in fields(kind.item_class)] for
 
 def columns_of(feed: str) -> list[str]:
     """The columns of a feed, known even when it is empty."""
-    if feed.endswith("_unavailable"):
-        return FEED_COLUMNS["users_unavailable"]
     return FEED_COLUMNS.get(feed, [])
 
 
@@ -283,7 +281,7 @@ def replies_with_parents(replies: pd.DataFrame, comments: pd.DataFrame | None) -
 def study_feeds(data_dir: Path) -> dict[str, Path]:
     """The feed file of each table a data directory holds (JSON Lines before CSV)."""
     found: dict[str, Path] = {}
-    for feed in FEED_KEYS | {name[:-6]: [] for name in (p.name for p in data_dir.glob("*_unavailable.jsonl"))}:
+    for feed in FEED_KEYS:
         for suffix in (".jsonl", ".csv"):
             if (data_dir / f"{feed}{suffix}").is_file():
                 found[feed] = data_dir / f"{feed}{suffix}"

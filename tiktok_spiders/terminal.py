@@ -13,14 +13,15 @@ input (exit status 2) still writes nothing.
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from scrapy.utils.log import _get_formatter
 
-from tiktok_spiders.files import make_dir, restrict
+from tiktok_spiders import clock
+from tiktok_spiders.files import LinkInTheWay, make_dir, restrict
 
 if TYPE_CHECKING:
     import argparse
@@ -31,6 +32,16 @@ if TYPE_CHECKING:
 #: terminal always shows.
 PROGRESS_LOGGER = "tiktok_spiders.extensions.progress"
 NOTE_LOGGER = "tiktok_spiders.note"
+
+
+#: The command as the researcher typed it, for the messages that tell them what to run next:
+#: ``tiktok-spiders`` (set by ``cli.main``), else this project's ``scrapy``.
+invoked_as = "scrapy"
+
+
+def command(rest: str) -> str:
+    """``tiktok-spiders refresh`` or ``scrapy refresh``, as the researcher runs this tool."""
+    return f"{invoked_as} {rest}"
 
 
 def note(text: str) -> None:
@@ -73,6 +84,7 @@ class RunLog(logging.Handler):
         self.held: list[logging.LogRecord] = []
         self.stream: TextIO | None = None
         self.path: Path | None = None
+        self.private = True
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.stream is None:
@@ -88,14 +100,30 @@ class RunLog(logging.Handler):
         """Start writing (what was held first) to a new file in ``<data dir>/logs``."""
         logs = Path(data_dir) / "logs"
         make_dir(logs, private)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
         self.path = logs / f"{stamp}-{command}.log"
-        self.stream = self.path.open("a", encoding="utf-8")
-        restrict(self.path, private)
+        self.private = private
+        self.reopen()
         for record in self.held:
             self.emit(record)
         self.held.clear()
         return self.path
+
+    def reopen(self) -> None:
+        """(Re)open the log file for appending, never through a link: after a purge replaced it
+        with a copy without the lines naming what was purged, writing goes on in the copy."""
+        assert self.path is not None
+        if self.stream is not None:
+            self.stream.close()
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            descriptor = os.open(self.path, flags, 0o600 if self.private else 0o666)
+        except OSError:
+            if self.path.is_symlink():
+                raise LinkInTheWay(self.path) from None
+            raise
+        self.stream = os.fdopen(descriptor, "a", encoding="utf-8")
+        restrict(self.path, self.private)
 
     def discard(self) -> None:
         """Take the file back (a run that ends with exit status 2 writes nothing)."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from scrapy.exceptions import UsageError
 
 from tiktok_spiders.commands import crawl
+from tiktok_spiders.terminal import command
 
 if TYPE_CHECKING:
     import argparse
@@ -26,5 +27,5 @@ class Command(crawl.Command):
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if args:
-            raise UsageError("scrapy refresh takes no arguments (the data directory is TIKTOK_DATA_DIR)")
+            raise UsageError(f"{command('refresh')} takes no arguments (the data directory is TIKTOK_DATA_DIR)")
         super().run(["refresh"], opts)

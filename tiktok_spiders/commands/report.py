@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 
 from scrapy.commands import ScrapyCommand
 
-from tiktok_spiders.files import atomic_write
-
 if TYPE_CHECKING:
     import argparse
 
@@ -33,40 +31,41 @@ class Command(ScrapyCommand):
         import duckdb
 
         from tiktok_spiders.config import ConfigError, check_settings
-        from tiktok_spiders.report import Report  # matplotlib, pandas, DuckDB: imported only for a report
+        from tiktok_spiders.datadir import DataDirError, held_for_tables
+        from tiktok_spiders.purge import PurgeUnfinished
+        from tiktok_spiders.report import write_report  # matplotlib, pandas, DuckDB: imported only for a report
         from tiktok_spiders.table_writer import ctrl_c_stops
 
         assert self.settings is not None
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
+        path = Path(opts.output) if opts.output else data_dir / "report.html"
         try:
             check_settings(self.settings)
             if not data_dir.is_dir():
                 raise ConfigError(f"data directory {data_dir} does not exist")
-        except ConfigError as error:
+            with (
+                held_for_tables(data_dir, self.settings, say=lambda line: print(f"note: {line}", file=sys.stderr)),
+                ctrl_c_stops(),
+            ):
+                write_report(data_dir, self.settings, path)
+        except (ConfigError, DataDirError) as error:
             print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
             return
-        try:
-            with ctrl_c_stops():
-                report = Report(data_dir, self.settings)
-                try:
-                    page = report.html()
-                finally:
-                    report.close()
+        except PurgeUnfinished as error:
+            print(f"error: {error}. Fix it and run the same command again.", file=sys.stderr)
+            self.exitcode = 1
+            return
         except KeyboardInterrupt:  # ctrl_c_stops: whatever DuckDB made of it
             print("interrupted: no report written", file=sys.stderr)
             self.exitcode = 1
             return
-        except (ValueError, KeyError, OSError, duckdb.Error) as error:  # a feed that cannot be read
-            print(f"error: {error}", file=sys.stderr)
-            self.exitcode = 2
-            return
-        path = Path(opts.output) if opts.output else data_dir / "report.html"
-        try:
-            with atomic_write(path, private=self.settings.getbool("TIKTOK_PRIVATE_FILES")) as handle:
-                handle.write(page)
         except OSError as error:
             print(f"error: could not write {path}: {error}", file=sys.stderr)
             self.exitcode = 1
+            return
+        except (ValueError, KeyError, duckdb.Error) as error:  # a feed that cannot be read
+            print(f"error: {error}", file=sys.stderr)
+            self.exitcode = 2
             return
         print(f"{path}  (open it in any browser; it needs no network)")

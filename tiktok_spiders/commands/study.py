@@ -34,11 +34,14 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
-from tiktok_spiders.commands.crawl import exit_status, open_data_dir
-from tiktok_spiders.items import KINDS, unavailable_kind
+from tiktok_spiders.datadir import DataDirError, open_data_dir
+from tiktok_spiders.kinds import kinds_of, unavailable_kind
 from tiktok_spiders.ledger import DONE, FILENAME, Ledger
+from tiktok_spiders.purge import PurgeUnfinished
+from tiktok_spiders.refreshes import Refreshes
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument
-from tiktok_spiders.terminal import QuietRun
+from tiktok_spiders.stopping import exit_status
+from tiktok_spiders.terminal import QuietRun, command
 from tiktok_spiders.token import AccessToken
 
 if TYPE_CHECKING:
@@ -108,12 +111,7 @@ def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], l
     last_tally = {run["spider"]: run.get("seeds") or {} for run in ledger.runs()}
     for stage in stages:
         counts = last_tally.get(stage, {})
-        spidercls = loader.load(stage)
-        feeds = [
-            kind.feed
-            for kind in getattr(spidercls, "kinds", ())
-            if kind.feed != unavailable_kind(stage).feed and kind.item_class in KINDS
-        ]
+        feeds = [kind.feed for kind in kinds_of(stage) if kind.feed != unavailable_kind(stage).feed]
         records = ", ".join(f"{ledger.count_records(feed)} {feed}" for feed in feeds)
         unavailable = ledger.count_records(unavailable_kind(stage).feed)
         rows.append(
@@ -169,9 +167,13 @@ class Command(QuietRun, ScrapyCommand):
                 print(self._plan(stages, spiders, None), flush=True)
                 return
             ledger = open_data_dir(settings)
-        except (StudyFileError, BadArgument) as error:
+        except (StudyFileError, BadArgument, DataDirError) as error:
             print(f"error: {error}", file=sys.stderr)
             self.exitcode = 2
+            return
+        except PurgeUnfinished as error:
+            print(f"error: {error}. Fix it and run the same command again.", file=sys.stderr)
+            self.exitcode = 1
             return
         self.start_run_log(settings["TIKTOK_DATA_DIR"], "study")
         print(self._plan(stages, spiders, ledger), flush=True)
@@ -243,13 +245,20 @@ class Command(QuietRun, ScrapyCommand):
         for stage in stages:
             key = stage_key(stage, arguments[stage])
             state = ledger.seed(STAGE_LEDGER_NAME, key)
-            if state is not None and state.status == DONE and not fresh:
+            if stage == "refresh":  # a duty that comes back: run whenever it is due, not once
+                not_due = None if fresh else self._refresh_not_due(ledger)
+                if not_due:
+                    outcomes[stage] = "not due"
+                    print(f"\n== {stage}: {not_due}, skipped", flush=True)
+                    continue
+            elif state is not None and state.status == DONE and not fresh:
                 outcomes[stage] = "done earlier"
                 print(f"\n== {stage}: finished in an earlier run, skipped", flush=True)
                 continue
             stage_arguments = {**arguments[stage], **({"fresh": "true"} if fresh else {})}
             print(
-                f"\n== {stage}: scrapy crawl {stage} " + " ".join(f"-a {k}={v}" for k, v in stage_arguments.items()),
+                f"\n== {stage}: {command('crawl')} {stage} "
+                + " ".join(f"-a {k}={v}" for k, v in stage_arguments.items()),
                 flush=True,
             )
             outcomes[stage] = RUNNING
@@ -259,6 +268,19 @@ class Command(QuietRun, ScrapyCommand):
                 self.exitcode = status
                 return
             ledger.finish_page(STAGE_LEDGER_NAME, key, cursor=None, search_id=None, has_more=False)
+
+    def _refresh_not_due(self, ledger: Ledger) -> str | None:
+        """Why the refresh stage need not run now (None: it must: due, begun, or holding a purge)."""
+        assert self.settings is not None
+        refreshes = Refreshes(ledger)
+        days = self.settings.getint("TIKTOK_REFRESH_DAYS")
+        age = refreshes.age()
+        if refreshes.is_open() or (age is not None and age[0] > days):
+            return None
+        if age is None:
+            return "nothing collected to refresh yet"
+        since = "last refreshed" if age[1] else "collected"
+        return f"not due: {since} {age[0]} days ago, due after {days} days (TIKTOK_REFRESH_DAYS)"
 
     async def _crawl(self, stage: str, arguments: dict[str, str]) -> int:
         """One stage, as ``scrapy crawl`` would run it; its exit status."""

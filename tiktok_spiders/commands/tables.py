@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from tiktok_spiders.feeds import feed_format
 from tiktok_spiders.files import atomic_write, make_dir
-from tiktok_spiders.seeds import feed_format
 
 if TYPE_CHECKING:
     import argparse
@@ -65,17 +65,38 @@ class Command(ScrapyCommand):
         parser.add_argument("--columns", help="keep these columns, e.g. id,username")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
-        # pandas, pyarrow and DuckDB: imported only when tables are asked for
-        import duckdb
-        import pyarrow as pa
-
-        from tiktok_spiders import table_writer, tables
-        from tiktok_spiders.config import check_settings
+        from tiktok_spiders.config import ConfigError, check_settings
+        from tiktok_spiders.datadir import DataDirError, held_for_tables
+        from tiktok_spiders.purge import PurgeUnfinished
 
         assert self.settings is not None
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
         try:
             check_settings(self.settings)
+            if opts.inputs:
+                self.write(args, opts, data_dir)
+                return
+            if not data_dir.is_dir():
+                raise ConfigError(f"data directory {data_dir} does not exist")
+            # one command writes a data directory at a time: a refresh purging it meanwhile
+            # would have these tables written back with what it purged
+            with held_for_tables(data_dir, self.settings, say=lambda line: print(f"note: {line}", file=sys.stderr)):
+                self.write(args, opts, data_dir)
+        except (ConfigError, DataDirError) as error:
+            self._fail(f"error: {error}", 2)
+        except PurgeUnfinished as error:
+            self._fail(f"error: {error}. Fix it and run the same command again.", 1)
+
+    def write(self, args: list[str], opts: argparse.Namespace, data_dir: Path) -> None:
+        """The tables asked for, every mistake found before anything is written."""
+        # pandas, pyarrow and DuckDB: imported only when tables are asked for
+        import duckdb
+        import pyarrow as pa
+
+        from tiktok_spiders import table_writer, tables
+
+        assert self.settings is not None
+        try:
             if (opts.where or opts.columns) and not opts.output:
                 raise UsageError("a selection (--where, --columns) goes to its own file: add --output FILE")
             if opts.output and Path(opts.output).suffix not in (".csv", ".parquet", ".duckdb"):
@@ -139,7 +160,7 @@ class Command(ScrapyCommand):
         """Tables are what gets published: say when the data behind them is due for a refresh."""
         from tiktok_spiders.config import ConfigError
         from tiktok_spiders.ledger import FILENAME, Ledger
-        from tiktok_spiders.purge import refresh_due
+        from tiktok_spiders.refreshes import refresh_due
 
         assert self.settings is not None
         if not (data_dir / FILENAME).is_file():

@@ -39,6 +39,7 @@ NEXT_STEP = {
     "network, then run the same command again.",
     "write_failed": "STOPPED: a file could not be written (see the error above); what was collected is safe in "
     "the ledger: fix it and run the same command again.",
+    "purge_held": "HELD: nothing was purged (see the error above): confirm the purge, or check again.",
 }
 
 
@@ -143,6 +144,8 @@ class Progress:
         tally = spider.final_tally()
         if stats.get_value("tiktok/write_failed"):
             reason = "write_failed"
+        elif stats.get_value("tiktok/purge_held"):
+            reason = "purge_held"
         lines = [
             f"Summary of {spider.name}: {NEXT_STEP.get(reason, reason)}",
             f"  {noun}s: {seed_line(tally)} ({progress['done']} done and {progress['failed']} failed in this run)",

@@ -23,8 +23,8 @@ from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.httpobj import urlparse_cached
 
-from tiktok_spiders import api
-from tiktok_spiders.ledger import Ledger, utc_today
+from tiktok_spiders import api, clock
+from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.middlewares import is_api_request
 from tiktok_spiders.quota_file import QuotaFile
 from tiktok_spiders.stopping import CrawlStopping, is_stopping, stop_crawl, wait_unless_stopping
@@ -47,7 +47,7 @@ class NoRoomToStore(IgnoreRequest):
 
 
 def seconds_to_utc_midnight() -> float:
-    now = datetime.now(UTC)
+    now = clock.now()
     midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
     return (midnight - now).total_seconds() + 1
 
@@ -101,9 +101,9 @@ class DailyQuotaMiddleware:
         if is_stopping(self.crawler):  # the last gate before a request is paid for
             raise CrawlStopping("the crawl is stopping")
         self._check_room()
-        while (spent := self.quota.reserve(utc_today(), bucket, limit)) is None:
+        while (spent := self.quota.reserve(clock.today(), bucket, limit)) is None:
             await self._quota_spent(f"Today's {limit} requests of this client key ({name}) are spent")
-        self.ledger.count_request(utc_today(), bucket)
+        self.ledger.count_request(clock.today(), bucket)
         self.crawler.stats.inc_value("tiktok/requests")
         if bucket == "research":  # for the progress bar
             self.crawler.stats.set_value("tiktok/quota_left_today", limit - spent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tiktok_spiders.items import RecordKind, kind_of
+from tiktok_spiders.kinds import RecordKind, kind_of
 
 if TYPE_CHECKING:
     from typing import Self

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import parse_qs, urlparse
@@ -26,11 +25,12 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.log import logformatter_adapter
 from twisted.python.failure import Failure
 
-from tiktok_spiders import api
+from tiktok_spiders import api, clock
 from tiktok_spiders.config import ConfigError, check_data_dir, check_settings
-from tiktok_spiders.items import UnavailableUser, kind_of, known_fields
+from tiktok_spiders.feeds import SeedFileError, check_feed, read_values
+from tiktok_spiders.items import UnavailableUser, known_fields
+from tiktok_spiders.kinds import kind_of
 from tiktok_spiders.ledger import Ledger, LedgerWriteError
-from tiktok_spiders.seeds import SeedFileError, check_feed, read_values
 from tiktok_spiders.stopping import stop_crawl
 from tiktok_spiders.token import TokenUnavailable
 
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
     from twisted.python.failure import Failure
 
-    from tiktok_spiders.items import RecordKind
+    from tiktok_spiders.kinds import RecordKind
 
 
 class BadArgument(ValueError):
@@ -89,7 +89,7 @@ def check_configuration(settings: BaseSettings) -> None:
 
 def collection_time() -> str:
     """When a page was fetched: UTC, to the second, ISO 8601 (``collected_at``)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return clock.stamp()
 
 
 class ApiSpider(Spider):

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from tiktok_spiders import api
-from tiktok_spiders.items import COMMENTS, Comment, known_fields
+from tiktok_spiders.items import Comment, known_fields
+from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list, parse_fields
 
 
@@ -103,7 +104,7 @@ class CommentListSpider(SeedFeedSpider):
 
 class CommentsSpider(CommentListSpider):
     name = "comments"
-    kinds = (COMMENTS,)
+    kinds = kinds_of("comments")
     seed_noun = "video"
     seed_column = "id"
     body_key = "video_id"

@@ -7,14 +7,15 @@ or ``-a usernames=…``.  Every item carries the ``seed_username`` it was collec
 from __future__ import annotations
 
 from tiktok_spiders import api
-from tiktok_spiders.items import FOLLOWERS, Follower, unavailable_kind
+from tiktok_spiders.items import Follower
+from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.spiders.base import UserListSpider
 
 
 class FollowersSpider(UserListSpider):
     name = "followers"
     path = api.FOLLOWERS_PATH
-    kinds = (FOLLOWERS, unavailable_kind("followers"))
+    kinds = kinds_of("followers")
     response_keys = api.FOLLOWERS_KEYS
     cursor_goes = "down"  # "on or before this time"
     item_class = Follower

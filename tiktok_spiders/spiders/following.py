@@ -7,14 +7,15 @@ or ``-a usernames=…``.  Every item carries the ``seed_username`` it was collec
 from __future__ import annotations
 
 from tiktok_spiders import api
-from tiktok_spiders.items import FOLLOWING, Following, unavailable_kind
+from tiktok_spiders.items import Following
+from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.spiders.base import UserListSpider
 
 
 class FollowingSpider(UserListSpider):
     name = "following"
     path = api.FOLLOWING_PATH
-    kinds = (FOLLOWING, unavailable_kind("following"))
+    kinds = kinds_of("following")
     response_keys = api.FOLLOWING_KEYS
     cursor_goes = "down"  # "on or before this time"
     item_class = Following

@@ -7,14 +7,15 @@ or ``-a usernames=…``.  Every item carries the ``seed_username`` it was collec
 from __future__ import annotations
 
 from tiktok_spiders import api
-from tiktok_spiders.items import LIKED_VIDEOS, LikedVideo, unavailable_kind
+from tiktok_spiders.items import LikedVideo
+from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.spiders.base import UserListSpider
 
 
 class LikedVideosSpider(UserListSpider):
     name = "liked_videos"
     path = api.LIKED_VIDEOS_PATH
-    kinds = (LIKED_VIDEOS, unavailable_kind("liked_videos"))
+    kinds = kinds_of("liked_videos")
     response_keys = api.LIKED_VIDEOS_KEYS
     cursor_goes = "down"  # "on or before this time"
     item_class = LikedVideo

@@ -7,14 +7,15 @@ or ``-a usernames=…``.  Every item carries the ``seed_username`` it was collec
 from __future__ import annotations
 
 from tiktok_spiders import api
-from tiktok_spiders.items import PINNED_VIDEOS, PinnedVideo, unavailable_kind
+from tiktok_spiders.items import PinnedVideo
+from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.spiders.base import UserListSpider
 
 
 class PinnedVideosSpider(UserListSpider):
     name = "pinned_videos"
     path = api.PINNED_VIDEOS_PATH
-    kinds = (PINNED_VIDEOS, unavailable_kind("pinned_videos"))
+    kinds = kinds_of("pinned_videos")
     response_keys = api.PINNED_VIDEOS_KEYS
     item_class = PinnedVideo
     allowed_fields = api.USER_VIDEO_FIELDS

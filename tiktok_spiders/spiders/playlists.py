@@ -13,14 +13,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from tiktok_spiders import api
-from tiktok_spiders.items import PLAYLIST_VIDEOS, PLAYLISTS, Playlist, PlaylistVideo, known_fields
+from tiktok_spiders.items import Playlist, PlaylistVideo, known_fields
+from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list
 
 
 class PlaylistsSpider(SeedFeedSpider):
     name = "playlists"
     path = api.PLAYLIST_INFO_PATH
-    kinds = (PLAYLISTS, PLAYLIST_VIDEOS)
+    kinds = kinds_of("playlists")
     seed_noun = "playlist"
     seed_column = "playlist_id"
     seed_optional = True

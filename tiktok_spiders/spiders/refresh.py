@@ -2,12 +2,19 @@
 
 Videos and comments (and replies) are checked through the Batch Compliance API:
 a task per 10,000 ids and category is created (a multipart upload), its id kept in
-the ledger before it is polled, its status polled with backoff until ``Completed``
-(a ``Failed`` task is created again, at most :data:`MAX_TASK_ATTEMPTS` times), and
-the ids still valid downloaded; the others are gone.  Profiles are checked through
-user info, one request each.  When the crawl closes, whatever was found gone is
-purged from the ledger, every feed and the tables in ``<data dir>/tables``, with
-what depends on it (``purge.py``).  Every request counts against the quota; a
+the ledger before it is polled, its status polled with backoff until ``Completed``,
+and the ids still valid downloaded; the others are gone.  A task the API fails,
+forgets, or keeps ``Processing`` past ``TIKTOK_COMPLIANCE_MAX_HOURS`` is created again
+with the same ids (at most :data:`MAX_TASK_ATTEMPTS` times in all).  Profiles are
+checked through user info, one request each.
+
+An answer is evidence, not an order: a file of valid ids is trusted only when it
+comes from a task the API called ``Completed``, reads whole as ids, and names no id
+that was not submitted; a profile is gone only when the API's answer says so
+(:func:`profile_answer`).  Anything else is a failure, reported and asked again by
+the next run, never a purge.  When the crawl closes, what was found gone is purged
+(``purge.py``), unless it is more than ``TIKTOK_REFRESH_MAX_PURGE_SHARE`` of a kind and
+not confirmed (``-a confirm_purge=true``).  Every request counts against the quota; a
 re-run after a stop continues the same refresh, polling the same tasks.
 """
 
@@ -15,11 +22,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from scrapy import Request
@@ -28,20 +33,27 @@ from scrapy.utils.httpobj import urlparse_cached
 from urllib3 import encode_multipart_formdata
 
 from tiktok_spiders import api
-from tiktok_spiders.config import feed_formats
+from tiktok_spiders.kinds import USER
 from tiktok_spiders.ledger import LedgerWriteError
-from tiktok_spiders.purge import USER, Refreshes, Task
-from tiktok_spiders.spiders.base import ApiSpider
+from tiktok_spiders.purge import Purge, PurgeHeld, PurgeUnfinished
+from tiktok_spiders.refreshes import ForeignIds, Refreshes, Task
+from tiktok_spiders.spiders.base import ApiSpider, as_bool
 from tiktok_spiders.stopping import CrawlStopping, wait_unless_stopping
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from scrapy.http import Response
 
-#: A task the API fails is created again, at most this many times in all.
+#: A task the API fails (or forgets, or keeps processing too long) is created again, at most this many times in all.
 MAX_TASK_ATTEMPTS = 3
 #: The longest wait between two status polls (seconds): each poll costs a request.
 MAX_POLL_WAIT = 600.0
+#: The profile fields asked, to see that an answer is a profile: at least one is always there.
+PROFILE_FIELDS = ("display_name", "is_verified", "follower_count")
+#: How the API's messages name the user they are about ("User x is invalid: cannot find the user").
+NAMED_USER = re.compile(r"\buser\s+@?(\S+?)\s+is\s+invalid", re.IGNORECASE)
+
+AVAILABLE, GONE = "available", "gone"
 
 
 class RefreshSpider(ApiSpider):
@@ -53,6 +65,12 @@ class RefreshSpider(ApiSpider):
     refresh_id: int | None
     purged: Counter[str]
     gone: Counter[str]
+
+    def __init__(self, *args: Any, confirm_purge: str | bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.confirm_purge = as_bool(confirm_purge)
+        if self.confirm_purge:
+            self.arguments["confirm_purge"] = True
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -67,8 +85,10 @@ class RefreshSpider(ApiSpider):
 
     def seeds(self) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
         if self.refresh_id is None:
-            if self.refreshes.pending():  # found gone by a run that stopped before purging
-                self.purged.update(self.refreshes.purge(self.refreshes.current()))
+            current = self.refreshes.current()
+            if self.fresh and current is not None:  # check everything again, whatever the open one found
+                self.refreshes.abandon(current, self.name)
+                self.logger.info("Starting a new refresh: the open one is given up, nothing it found is purged.")
             self.refresh_id = self.refreshes.begin()
         for task in self.refreshes.tasks(self.refresh_id):
             yield task.seed, {}, {"task": task}
@@ -81,7 +101,7 @@ class RefreshSpider(ApiSpider):
     def api_request(self, seed: str, body: dict[str, Any], **context: Any) -> Request:
         task = context.get("task")
         if task is None:
-            return self._request(api.USER_INFO_PATH, seed, body, self.on_profile, fields=("display_name",))
+            return self._request(api.USER_INFO_PATH, seed, body, self.on_profile, fields=PROFILE_FIELDS)
         if task.task_id is None:
             return self.create_request(seed, task)
         return self.status_request(seed, task, polls=0)
@@ -170,32 +190,45 @@ class RefreshSpider(ApiSpider):
             return []
         status = str(data.get("task_status") or "").strip().capitalize()  # as documented: "Completed"
         if status == api.TASK_PROCESSING:
+            hours = self.settings.getfloat("TIKTOK_COMPLIANCE_MAX_HOURS")
+            if task.hours_since_created() > hours:
+                return self.create_again(seed, task, f"still Processing after {hours:g} hours")
             return await self._poll_later(seed, task, polls + 1)
         if status == api.TASK_COMPLETED:
             body = {"task_id": sent_back(task)}
             return [self._request(api.COMPLIANCE_DOWNLOAD_PATH, seed, body, self.on_download, task=task)]
         if status == api.TASK_FAILED:
-            try:
-                attempts = self.refreshes.task_failed(task)
-            except LedgerWriteError as error:
-                return self.stop_writing(error)
-            self.crawler.stats.inc_value("tiktok/refresh/tasks_failed")
-            if attempts >= MAX_TASK_ATTEMPTS:
-                return self.fail(seed, f"the API failed the compliance task {attempts} times")
-            return [self.create_request(seed, task)]
-        return self.fail(seed, f"unknown task status {data.get('task_status')!r}")
+            return self.create_again(seed, task, "failed by the API")
+        return self.fail(seed, f"unknown task status {data.get('task_status')!r}: not read as done")
+
+    def create_again(self, seed: str, task: Task, why: str) -> list[Any]:
+        """A task lost (failed, forgotten, stuck) is created again with the same ids, a bounded number of times."""
+        try:
+            attempts = self.refreshes.task_lost(task)
+        except LedgerWriteError as error:
+            return self.stop_writing(error)
+        self.crawler.stats.inc_value("tiktok/refresh/tasks_lost")
+        if attempts >= MAX_TASK_ATTEMPTS:
+            return self.fail(seed, f"compliance task {why}; lost {attempts} times, created again next run")
+        self.logger.info("Compliance task %s %s: creating it again with the same ids.", seed, why)
+        return [self.create_request(seed, task)]
 
     async def on_download(self, response: Response, seed: str, task: Task) -> list[Any]:
         """The file of ids still valid (not the JSON envelope): the task's other ids are gone."""
-        code, message = api.json_error(response)
-        if code:
-            return self.fail(seed, f"HTTP {response.status} {code}: {message} (no file of valid ids)")
+        content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+        if "json" in content_type or "html" in content_type:
+            code, message = api.json_error(response)
+            what = f"{code}: {message}" if code else content_type
+            return self.fail(seed, f"HTTP {response.status} {what} (no file of valid ids): nothing purged")
         valid = valid_ids(response.body)
         if valid is None:
-            return self.fail(seed, "the file of valid ids holds something other than ids")
+            return self.fail(seed, "the file of valid ids holds something other than ids: nothing purged")
         try:
             gone = self.refreshes.task_answered(task, valid)
             self.ledger.finish_page(self.name, seed, cursor=None, search_id=None, has_more=False)
+        except ForeignIds as error:
+            self.crawler.stats.inc_value("tiktok/refresh/foreign_ids")
+            return self.fail(seed, f"{error}: not trusted, nothing purged")
         except LedgerWriteError as error:
             return self.stop_writing(error)
         self.gone[f"{task.category}s"] += gone
@@ -203,15 +236,27 @@ class RefreshSpider(ApiSpider):
         return []
 
     async def on_profile(self, response: Response, seed: str) -> list[Any]:
-        return self._profile_checked(seed, available=True)
+        username = seed.split(f"/{USER}/", 1)[1]
+        verdict, why = profile_answer(response, username)
+        if verdict is None:
+            return self.fail(seed, f"the profile check's answer says neither (HTTP {response.status}, {why})")
+        return self._profile_checked(seed, available=verdict == AVAILABLE)
 
     async def on_api_error(self, request: Any, response: Response, code: str, message: str) -> list[Any] | None:
-        # a profile the API no longer serves (documented as 400: not found, private, refused)
-        if urlparse_cached(request).path != api.USER_INFO_PATH or response.status in (401, 429):
-            return None
-        if api.user_unavailable_reason(message) is None:
-            return None
-        return self._profile_checked(request.cb_kwargs["seed"], available=False)
+        path = urlparse_cached(request).path
+        if path == api.USER_INFO_PATH:
+            username = request.cb_kwargs["seed"].split(f"/{USER}/", 1)[1]
+            verdict, _ = profile_answer(response, username)
+            if verdict is None:
+                return None  # a failure with its reason: asked again next run
+            return self._profile_checked(request.cb_kwargs["seed"], available=verdict == AVAILABLE)
+        task = request.cb_kwargs.get("task")
+        lost = 400 <= response.status < 500 and response.status not in (401, 429)
+        if lost and task is not None and path in (api.COMPLIANCE_STATUS_PATH, api.COMPLIANCE_DOWNLOAD_PATH):
+            # the API no longer knows the task (tasks expire): its ids are in the ledger still
+            why = f"unknown to the API ({code or response.status})"
+            return self.create_again(request.cb_kwargs["seed"], task, why)
+        return None
 
     def _profile_checked(self, seed: str, available: bool) -> list[Any]:
         username = seed.split(f"/{USER}/", 1)[1]
@@ -231,53 +276,24 @@ class RefreshSpider(ApiSpider):
     def closed(self, reason: str) -> None:
         if reason == "invalid_credentials" or self.refresh_id is None:
             return
+        purge = Purge(self.ledger, self.settings["TIKTOK_DATA_DIR"], self.settings)
+        stats = self.crawler.stats
         try:
-            self.purged.update(self.refreshes.purge(self.refresh_id))
+            if self.refreshes.pending():
+                share = None if self.confirm_purge else self.settings.getfloat("TIKTOK_REFRESH_MAX_PURGE_SHARE")
+                self.purged.update(purge.delete(self.refresh_id, share))
             if reason == "finished":
                 self.final_tally()  # counted before the finished refresh forgets what it checked
                 self.refreshes.finish(self.refresh_id, self.name)
-            if self.purged:
-                self.ledger.compact()
-                self.rewrite_files()
-        except (LedgerWriteError, OSError, sqlite3.Error) as error:
+            for line in purge.finish():
+                self.logger.info("Purge: %s.", line)
+        except PurgeHeld as held:
+            stats.set_value("tiktok/purge_held", str(held))
+            self.logger.error("%s.", held)
+        except (LedgerWriteError, PurgeUnfinished, OSError, sqlite3.Error) as error:
             message = f"could not purge: {error}"
-            self.crawler.stats.set_value("tiktok/write_failed", message)
-            self.logger.error("%s. Run the same command again once it is fixed.", message)
-
-    def rewrite_files(self) -> None:
-        """Every feed and table of the data directory again, from the purged ledger."""
-        from tiktok_spiders.extensions.export import known_feeds, write_feed
-
-        data_dir = Path(self.settings["TIKTOK_DATA_DIR"])
-        private = self.settings.getbool("TIKTOK_PRIVATE_FILES")
-        for kind in known_feeds(data_dir):
-            for fmt in {*feed_formats(self.settings), "jsonl", "csv"}:
-                path = data_dir / f"{kind.feed}.{fmt}"
-                if path.exists():
-                    write_feed(self.ledger, kind, path, fmt, private)
-        from tiktok_spiders import table_writer
-
-        for leftover in table_writer.STAGING_NAMES:  # of a tables or report run that was killed: data too
-            shutil.rmtree(data_dir / leftover, ignore_errors=True)
-        tables_dir = data_dir / "tables"
-        written = sorted(p for p in tables_dir.glob("*.*") if p.suffix in (".parquet", ".csv", ".duckdb"))
-        if written:
-            from tiktok_spiders import tables
-
-            feeds = tables.study_feeds(data_dir)
-            staging = data_dir / table_writer.TABLES_STAGING
-            memory_mb = self.settings.getint("TIKTOK_TABLES_MEMORY_MB")
-            with table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb) as study:
-                table_writer.stage_study(study, feeds, feeds)
-                for path in written:
-                    if path.suffix == ".duckdb":
-                        names = [name for name in table_writer.database_tables(path) if name in feeds]
-                        table_writer.write_database(study, names, path, private=private)
-                    elif path.stem in feeds:
-                        table_writer.write_table(study, path.stem, path, path.suffix[1:], private=private)
-                    else:
-                        path.unlink()  # a table of records that are all gone
-        self.logger.info("Rewrote the feeds and %d tables without the purged records.", len(written))
+            stats.set_value("tiktok/write_failed", message)
+            self.logger.error("%s. Run the same command again once it is fixed: it finishes the purge first.", message)
 
     def sent(self) -> dict[str, Any]:
         return {
@@ -294,12 +310,52 @@ class RefreshSpider(ApiSpider):
         purged = ", ".join(f"{n} {kind}" for kind, n in sorted(self.purged.items())) or "nothing"
         gone = ", ".join(f"{n} {kind}" for kind, n in sorted(self.gone.items()) if n) or "nothing"
         created = self.crawler.stats.get_value("tiktok/refresh/tasks_created", 0)
-        return [
+        lines = [
             "  checked in this refresh: "
             + (", ".join(f"{n} {kind}" for kind, n in sorted(checked.items())) or "nothing yet"),
             f"  found gone in this run: {gone}; purged with what depends on it: {purged}",
             f"  compliance tasks created in this run: {created}",
         ]
+        held = self.refreshes.pending()
+        if held:
+            lines.append(
+                "  found gone and not purged yet: "
+                + ", ".join(f"{n} {category}s" for category, n in sorted(held.items()))
+            )
+        return lines
+
+
+def profile_answer(response: Response, username: str) -> tuple[str | None, str]:
+    """What a user-info answer says of ``username``: ``available``, ``gone``, or None (it says
+    neither: an error of another kind, HTML, another shape), with why.
+
+    Available: HTTP 200, JSON, the ``ok`` code, a profile object holding at least one field
+    asked.  Gone: a client error (not the token's 401, not a 429) in the API's JSON envelope
+    whose message says the user cannot be found or returned, naming this user if it names one.
+    """
+    content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+    if "json" not in content_type:
+        return None, f"a {content_type or 'typeless'} answer, not the API's JSON"
+    try:
+        payload = api.answer_json(response)
+    except ValueError:
+        return None, "not JSON"
+    code, message = api.error_of(payload)
+    if response.status == 200:
+        if code != api.OK:
+            return None, f"an error {code!r} sent with HTTP 200"
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if isinstance(data, dict) and any(data.get(field) is not None for field in PROFILE_FIELDS):
+            return AVAILABLE, "a profile"
+        return None, "no profile in it"
+    if not 400 <= response.status < 500 or response.status in (401, 429) or code in ("", api.OK):
+        return None, f"{code or 'no error code'}"
+    if api.user_unavailable_reason(message) is None:
+        return None, f"{code}: {message}"
+    named = NAMED_USER.search(message)
+    if named and named.group(1).strip("'\".,:").lower() != username.lower():
+        return None, f"it names another user ({message})"
+    return GONE, message
 
 
 def sent_back(task: Task) -> Any:
@@ -312,6 +368,10 @@ def sent_back(task: Task) -> Any:
 
 def valid_ids(body: bytes) -> set[str] | None:
     """The ids of a compliance task's file: one per line as the docs suggest, commas and blanks
-    between them taken too; None when it holds anything else."""
-    parts = [part for part in re.split(r"[\s,]+", body.decode("utf-8-sig", "replace")) if part]
-    return set(parts) if all(part.isdigit() for part in parts) else None
+    between them taken too; None when it holds anything else (a byte that is not UTF-8 included)."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    parts = [part for part in re.split(r"[\s,]+", text) if part]
+    return set(parts) if all(part.isdigit() and part.isascii() for part in parts) else None

@@ -14,13 +14,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from tiktok_spiders import api
-from tiktok_spiders.items import COMMENTS, REPLIES, Reply, known_fields
+from tiktok_spiders.items import Reply, known_fields
+from tiktok_spiders.kinds import COMMENTS, kinds_of
 from tiktok_spiders.spiders.comments import CommentListSpider, id_list
 
 
 class RepliesSpider(CommentListSpider):
     name = "replies"
-    kinds = (REPLIES,)
+    kinds = kinds_of("replies")
     seed_noun = "comment"
     seed_feeds = ("comments",)
     seed_argument = "comments"

@@ -7,14 +7,15 @@ or ``-a usernames=…``.  Every item carries the ``seed_username`` it was collec
 from __future__ import annotations
 
 from tiktok_spiders import api
-from tiktok_spiders.items import REPOSTED_VIDEOS, RepostedVideo, unavailable_kind
+from tiktok_spiders.items import RepostedVideo
+from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.spiders.base import UserListSpider
 
 
 class RepostedVideosSpider(UserListSpider):
     name = "reposted_videos"
     path = api.REPOSTED_VIDEOS_PATH
-    kinds = (REPOSTED_VIDEOS, unavailable_kind("reposted_videos"))
+    kinds = kinds_of("reposted_videos")
     response_keys = api.REPOSTED_VIDEOS_KEYS
     item_class = RepostedVideo
     allowed_fields = api.USER_VIDEO_FIELDS

@@ -10,14 +10,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from tiktok_spiders import api
-from tiktok_spiders.items import USERS, USERS_UNAVAILABLE, User, known_fields
+from tiktok_spiders.items import User, known_fields
+from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.spiders.base import UserSeedSpider, parse_fields
 
 
 class UsersSpider(UserSeedSpider):
     name = "users"
     path = api.USER_INFO_PATH
-    kinds = (USERS, USERS_UNAVAILABLE)
+    kinds = kinds_of("users")
 
     def __init__(self, *args: Any, videos: str | None = None, fields: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, seed_path=videos, **kwargs)

@@ -11,12 +11,13 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
-from tiktok_spiders import api
-from tiktok_spiders.items import VIDEOS, Video, known_fields
+from tiktok_spiders import api, clock
+from tiktok_spiders.items import Video, known_fields
+from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.query import Query, QueryError
 from tiktok_spiders.spiders.base import ApiSpider, BadArgument, comma_list, parse_fields
 from tiktok_spiders.terminal import note
@@ -91,7 +92,7 @@ def build_query(query: str | None, shortcuts: dict[str, str | None], notes: list
 class VideosSpider(ApiSpider):
     name = "videos"
     path = api.VIDEO_QUERY_PATH
-    kinds = (VIDEOS,)
+    kinds = kinds_of("videos")
     seed_noun = "window"
 
     def __init__(
@@ -161,7 +162,7 @@ class VideosSpider(ApiSpider):
             yield f"{self.fingerprint}:{start:%Y%m%d}-{end:%Y%m%d}", body
 
     def warn_about_dates(self) -> None:
-        today = datetime.now(UTC).date()
+        today = clock.today()
         lag_start = today - timedelta(days=INDEXING_LAG_DAYS)
         if self.start_date > today:
             self.logger.warning(
