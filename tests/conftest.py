@@ -58,6 +58,7 @@ MONTH_DATES = (date(2024, 1, 1), date(2024, 1, 30))
 LONGEST_FIRST = (
     "test_scale.py",
     "test_refresh.py",
+    "test_purge.py",
     "test_resilience.py",
     "test_report.py",
     "test_console.py",
@@ -212,7 +213,9 @@ class ForkServer:
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
 
-    def run(self, cwd: Path, env: dict[str, str], args: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess:
+    def run(
+        self, cwd: Path, env: dict[str, str], args: tuple[str, ...], timeout: float, **options: Any
+    ) -> subprocess.CompletedProcess:
         if self.process is None or self.process.poll() is not None:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.forkserver"],
@@ -224,7 +227,7 @@ class ForkServer:
         assert self.process.stdin is not None and self.process.stdout is not None
         with tempfile.TemporaryDirectory() as scratch:
             out, err = Path(scratch) / "stdout", Path(scratch) / "stderr"
-            job = {"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+            job = {"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err), **options}
             request = json.dumps(job).encode() + b"\n"
             while request:  # unbuffered writes may be partial
                 request = request[self.process.stdin.write(request) :]
@@ -251,15 +254,27 @@ atexit.register(_fork_server.close)
 
 
 def scrapy_cli(
-    cwd: Path, env_overrides: dict[str, str], *args: str, timeout: float = 300, preexec_fn: Any = None
+    cwd: Path,
+    env_overrides: dict[str, str],
+    *args: str,
+    timeout: float = 300,
+    preexec_fn: Any = None,
+    clock_days: float = 0,
+    kill_at: tuple[str, str] | None = None,
+    file_size: int | None = None,
 ) -> subprocess.CompletedProcess:
     """``scrapy <args>`` in a process of its own, with only the given TIKTOK_* environment (forked
-    from ``tests/forkserver.py``, which has Scrapy imported; with ``preexec_fn``, started anew)."""
+    from ``tests/forkserver.py``, which has Scrapy imported; with ``preexec_fn``, started anew).
+
+    ``clock_days`` moves the command's clock ahead; ``kill_at`` (``("module:Name.attribute", "before"
+    | "after")``) kills it with SIGKILL around that function's first call; ``file_size`` caps its files."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
     env.update(env_overrides)
     env["SCRAPY_SETTINGS_MODULE"] = "tiktok_spiders.settings"
     if preexec_fn is None:
-        return _fork_server.run(Path(cwd), env, args, timeout)
+        return _fork_server.run(
+            Path(cwd), env, args, timeout, clock_days=clock_days, kill_at=kill_at, file_size=file_size
+        )
     return subprocess.run(
         [sys.executable, "-m", "scrapy.cmdline", *args],
         cwd=cwd,

@@ -10,8 +10,12 @@ reads the environment when imported, and each command imports it with its own, a
 process does.  Tests of what starts a process (the installed command, Ctrl-C, ``kill -9``,
 file-size limits) start one the usual way.
 
-Protocol, one JSON line each way: ``{"args", "cwd", "env", "stdout", "stderr"}`` in; ``{"pid"}``
-when the command has started, ``{"status"}`` when it has ended.
+Protocol, one JSON line each way: ``{"args", "cwd", "env", "stdout", "stderr"}`` in, and optionally
+``"clock_days"`` (the command's clock, ``tiktok_spiders.clock``, that many days ahead), ``"kill_at"``
+(``"module:Name.attribute"`` and ``"before"`` or ``"after"``: the command kills itself with SIGKILL
+around that function's first call, a ``kill -9`` at a precise step) and ``"file_size"`` (its files
+cannot grow past that many bytes, as on a full disk); ``{"pid"}`` when the command has started,
+``{"status"}`` when it has ended.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import importlib
 import json
 import os
 import pkgutil
+import resource
 import runpy
+import signal
 import sys
 
 #: What commands import first: Scrapy, Twisted and DuckDB for all; pandas, pyarrow and
@@ -68,10 +74,45 @@ def _command(job: dict) -> None:
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(handle, fd)
         os.close(handle)
+    if job.get("clock_days"):
+        _move_clock(job["clock_days"])
+    if job.get("kill_at"):
+        _kill_at(*job["kill_at"])
+    if job.get("file_size"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG from write(), as ENOSPC would be
+        resource.setrlimit(resource.RLIMIT_FSIZE, (job["file_size"], job["file_size"]))
     sys.path[0] = job["cwd"]  # as ``python -m`` started there
     sys.argv = ["scrapy", *job["args"]]
     runpy.run_module("scrapy.cmdline", run_name="__main__", alter_sys=True)
     sys.exit(0)
+
+
+def _move_clock(days: float) -> None:
+    from datetime import timedelta
+
+    from tiktok_spiders import clock
+
+    real_now = clock.now
+    clock.now = lambda: real_now() + timedelta(days=days)  # type: ignore[assignment]
+
+
+def _kill_at(target: str, when: str) -> None:
+    """SIGKILL this process just before or just after the first call of ``module:Name.attribute``."""
+    module_name, _, path = target.partition(":")
+    owner = importlib.import_module(module_name)
+    *parents, name = path.split(".")
+    for parent in parents:
+        owner = getattr(owner, parent)
+    real = getattr(owner, name)
+
+    def killing(*args: object, **kwargs: object) -> object:
+        if when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    setattr(owner, name, killing)
 
 
 def serve() -> None:

@@ -297,3 +297,177 @@ def test_a_study_due_for_refresh_is_said_once_by_crawl_study_and_tables(emulator
     assert "TIKTOK_REFRESH_DAYS" not in scrapy_cli(tmp_path, env, "tables").stderr
     with sqlite3.connect(tmp_path / FILENAME) as db:
         assert db.execute("SELECT COUNT(*) FROM refreshes WHERE finished IS NOT NULL").fetchone()[0] == 1
+
+
+# -- answers that cannot be right: never a purge --------------------------------------------------
+
+
+async def collect_videos_and_comments(emulator: Emulator, data_dir: Path) -> dict[str, list[dict]]:
+    settings = settings_for(emulator, data_dir)
+    for spider, arguments in ((VideosSpider, SMALL_STUDY), (CommentsSpider, {})):
+        crawler = await crawl(spider, settings, **arguments)
+        assert crawler.stats.get_value("finish_reason") == "finished"
+    return {kind: read_jsonl(data_dir / f"{kind}.jsonl") for kind in ("videos", "comments")}
+
+
+def quiet_videos(videos: list[dict], count: int) -> list[int]:
+    """Videos with a few comments: their purge stays under the brake."""
+    return [v["id"] for v in videos if 0 < (v["comment_count"] or 0) < 30][:count]
+
+
+@pytest.mark.parametrize(
+    ("download", "said"),
+    [
+        ("empty", "would purge 86 of 86 videos (100%)"),
+        ("half", "more than TIKTOK_REFRESH_MAX_PURGE_SHARE=0.2, so nothing was purged"),
+        ("foreign", "names 3 ids that were not submitted"),
+        ("truncated", "nothing purged"),
+        ("json", "(no file of valid ids): nothing purged"),
+        ("json-as-text", "holds something other than ids: nothing purged"),
+    ],
+)
+@deferred_f_from_coro_f
+async def test_a_compliance_file_that_cannot_be_right_purges_nothing(
+    fresh_emulator: Emulator, tmp_path: Path, download: str, said: str
+) -> None:
+    before = await collect_videos_and_comments(fresh_emulator, tmp_path)
+    fresh_emulator.corpus.delete(videos=quiet_videos(before["videos"], 2))
+    fresh_emulator.faults.compliance_download = download
+    env = env_for(fresh_emulator, tmp_path)
+    done = scrapy_cli(tmp_path, env, "refresh")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert said in done.stderr, done.stderr[-3000:]
+    assert "complete." not in done.stderr
+    for kind in ("videos", "comments"):
+        assert read_jsonl(tmp_path / f"{kind}.jsonl") == before[kind], f"{kind}: nothing purged on a bad answer"
+
+    fresh_emulator.faults.compliance_download = ""
+    again = scrapy_cli(tmp_path, env, "refresh")
+    if download in ("empty", "half"):  # the answers were read and held: only checking again helps
+        assert again.returncode == 1 and "confirm_purge" in again.stderr
+        again = scrapy_cli(tmp_path, env, "refresh", "-a", "fresh=true")
+    assert again.returncode == 0, again.stderr[-3000:]
+    for kind in ("videos", "comments"):
+        left = sorted(r["id"] for r in read_jsonl(tmp_path / f"{kind}.jsonl"))
+        assert left == sorted(still_there(fresh_emulator, before[kind], kind)), kind
+    assert len(left) < len(before["comments"]), "the deleted videos' comments went"
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("error-200", "an error 'invalid_params' sent with HTTP 200"),
+        ("html", "a text/html answer, not the API's JSON"),
+        ("other-user", "it names another user"),
+    ],
+)
+def test_a_profile_answer_that_says_neither_keeps_the_profile(
+    fresh_emulator: Emulator, tmp_path: Path, answer: str, said: str
+) -> None:
+    env = env_for(fresh_emulator, tmp_path)
+    usernames = sorted(fresh_emulator.corpus.users)[:6]
+    assert scrapy_cli(tmp_path, env, "crawl", "users", "-a", f"usernames={','.join(usernames)}").returncode == 0
+    before = read_jsonl(tmp_path / "users.jsonl")
+    assert len(before) >= 3, "the test needs profiles"
+    gone = before[0]["username"]
+    fresh_emulator.corpus.delete(users=[gone])
+    fresh_emulator.faults.user_info_answer = answer
+    done = scrapy_cli(tmp_path, env, "refresh")
+    assert done.returncode == 1 and said in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert read_jsonl(tmp_path / "users.jsonl") == before, "no profile purged, none kept as checked"
+
+    fresh_emulator.faults.user_info_answer = ""
+    again = scrapy_cli(tmp_path, env, "refresh")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [u["username"] for u in read_jsonl(tmp_path / "users.jsonl")] == [u["username"] for u in before[1:]]
+
+
+# -- tasks that vanish or never end; a study run again after the interval ---------------------------
+
+
+@deferred_f_from_coro_f
+async def test_a_task_the_api_forgot_is_created_again_with_the_same_ids(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    before = await collect_videos_and_comments(fresh_emulator, tmp_path)
+    fresh_emulator.corpus.delete(videos=quiet_videos(before["videos"], 1))
+    fresh_emulator.faults.compliance_polls = 10**6  # Processing until it is forgotten
+    start = len(request_log(fresh_emulator))
+    own_quota = {"TIKTOK_QUOTA_FILE": str(tmp_path.with_name(tmp_path.name + "-refresh-quota")), **FAST_POLLS}
+    stopped = await crawl(
+        RefreshSpider, settings_for(fresh_emulator, tmp_path, TIKTOK_DAILY_REQUEST_LIMIT=8, **own_quota)
+    )
+    assert stopped.stats.get_value("finish_reason") == "daily_quota_exhausted"
+    fresh_emulator.compliance.forget_tasks()
+    fresh_emulator.faults.compliance_polls = 1
+    done = await crawl(RefreshSpider, settings_for(fresh_emulator, tmp_path, **FAST_POLLS))
+    assert done.stats.get_value("finish_reason") == "finished"
+    assert done.stats.get_value("tiktok/refresh/tasks_lost") == 2
+    creates = [e for e in request_log(fresh_emulator)[start:] if e["path"] == api.COMPLIANCE_CREATE_PATH]
+    created = Counter((e["body"]["category"], e["body"]["ids"]) for e in creates if e["status"] == 200)
+    assert created == {("video", 86): 2, ("comment", len(before["comments"])): 2}, "created again once, same ids"
+    for kind in ("videos", "comments"):
+        assert sorted(r["id"] for r in read_jsonl(tmp_path / f"{kind}.jsonl")) == sorted(
+            still_there(fresh_emulator, before[kind], kind)
+        )
+
+
+@deferred_f_from_coro_f
+async def test_a_task_processing_past_the_bound_is_created_again(
+    fresh_emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from tiktok_spiders import clock
+
+    before = await collect_videos_and_comments(fresh_emulator, tmp_path)
+    fresh_emulator.corpus.delete(videos=quiet_videos(before["videos"], 1))
+    fresh_emulator.faults.compliance_polls = 10**6
+    settings = settings_for(fresh_emulator, tmp_path, TIKTOK_COMPLIANCE_MAX_HOURS=24, **FAST_POLLS)
+    own_quota = {"TIKTOK_QUOTA_FILE": str(tmp_path.with_name(tmp_path.name + "-refresh-quota"))}
+    stopped = await crawl(RefreshSpider, {**settings, **own_quota, "TIKTOK_DAILY_REQUEST_LIMIT": 8})
+    assert stopped.stats.get_value("finish_reason") == "daily_quota_exhausted"
+    fresh_emulator.compliance.stall_tasks()  # they will never end
+    fresh_emulator.faults.compliance_polls = 1
+    not_yet = await crawl(RefreshSpider, {**settings, **own_quota, "TIKTOK_DAILY_REQUEST_LIMIT": 12})
+    assert not not_yet.stats.get_value("tiktok/refresh/tasks_lost"), "not created again before the bound"
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(hours=25))  # a day later, still Processing
+    done = await crawl(RefreshSpider, settings)
+    assert done.stats.get_value("finish_reason") == "finished"
+    assert done.stats.get_value("tiktok/refresh/tasks_lost") == 2, "each task created again once"
+    assert sorted(r["id"] for r in read_jsonl(tmp_path / "videos.jsonl")) == sorted(
+        still_there(fresh_emulator, before["videos"], "videos")
+    )
+
+
+def test_a_study_refreshes_whenever_it_is_due(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    env = env_for(fresh_emulator, tmp_path)
+    study = tmp_path / "study.toml"
+    study.write_text(
+        '[study]\nstages = ["videos", "comments", "users", "refresh"]\n[videos]\n'
+        + "".join(f'{key} = "{value}"\n' for key, value in SMALL_STUDY.items())
+    )
+    first = scrapy_cli(tmp_path, env, "study", str(study))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "== refresh: not due: collected 0 days ago, due after 15 days" in first.stdout
+    before = {kind: read_jsonl(tmp_path / f"{kind}.jsonl") for kind in ("videos", "comments", "users")}
+    gone_user = next(
+        u["username"] for u in before["users"] if sum(v["username"] == u["username"] for v in before["videos"]) == 1
+    )
+    fresh_emulator.corpus.delete(users=[gone_user], videos=quiet_videos(before["videos"], 1))
+
+    later = scrapy_cli(tmp_path, env, "study", str(study), clock_days=16)
+    assert later.returncode == 0, later.stderr[-3000:]
+    assert "== refresh: scrapy crawl refresh" in later.stdout and "finished in an earlier run" in later.stdout
+    for kind in ("videos", "comments", "users"):
+        key = key_of(kind)
+        assert sorted(r[key] for r in read_jsonl(tmp_path / f"{kind}.jsonl")) == sorted(
+            still_there(fresh_emulator, before[kind], kind)
+        ), kind
+    same_day = scrapy_cli(tmp_path, env, "study", str(study), clock_days=16)
+    assert "== refresh: not due: last refreshed 0 days ago" in same_day.stdout
+    again = scrapy_cli(tmp_path, env, "study", str(study), clock_days=32)
+    assert again.returncode == 0 and "== refresh: scrapy crawl refresh" in again.stdout
+    manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    assert [r["outcome"] for r in manifest["refreshes"]] == ["complete", "complete"]

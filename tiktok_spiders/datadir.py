@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from tiktok_spiders.config import ConfigError
 from tiktok_spiders.feeds import WRITABLE, feed_path
-from tiktok_spiders.files import LOCK_FILENAME, DataDirBusy, DataDirLock, LinkInTheWay, check_no_links
+from tiktok_spiders.files import LOCK_FILENAME, DataDirBusy, DataDirLock, LinkInTheWay, check_no_links, keep_private
 from tiktok_spiders.kinds import KINDS
 from tiktok_spiders.ledger import FILENAME, Ledger
 from tiktok_spiders.purge import finish_pending
@@ -66,11 +66,10 @@ def check_links(data_dir: str | Path) -> None:
         raise DataDirError(str(error)) from None
 
 
-def open_data_dir(
-    settings: BaseSettings, *, warn_if_due: bool = True, say: Callable[[str], None] | None = None
-) -> Ledger:
+def open_data_dir(settings: BaseSettings, *, refresh: bool = False, say: Callable[[str], None] | None = None) -> Ledger:
     """Lock the data directory and open its ledger, bound to this API and key; finish a purge an
-    earlier refresh began; say once when the study is due for a refresh.
+    earlier refresh began; say once when the study is due for a refresh (unless this is one:
+    ``refresh``, which also purges what it found itself, with its own ``confirm_purge``).
 
     A linked, busy, damaged, read-only or other-API directory is a :class:`DataDirError`,
     before anything is written; the lock is held until the ledger is closed.  A purge that
@@ -78,6 +77,7 @@ def open_data_dir(
     """
     data_dir = settings["TIKTOK_DATA_DIR"]
     check_links(data_dir)
+    keep_private(settings.getbool("TIKTOK_PRIVATE_FILES"))
     try:
         ledger = Ledger(data_dir, private=settings.getbool("TIKTOK_PRIVATE_FILES"), lock=True)
     except (ConfigError, DataDirBusy, LinkInTheWay) as error:
@@ -88,14 +88,14 @@ def open_data_dir(
             settings["TIKTOK_CLIENT_KEY"],
             allow_change=settings.getbool("TIKTOK_ALLOW_API_CHANGE"),
         )
-        finish_pending(ledger, data_dir, settings, say)
+        finish_pending(ledger, data_dir, settings, say, purge_found=not refresh)
     except ConfigError as error:
         ledger.close()
         raise DataDirError(str(error)) from None
     except BaseException:
         ledger.close()
         raise
-    due = refresh_due(ledger, settings) if warn_if_due else None
+    due = None if refresh else refresh_due(ledger, settings)
     if due:
         (say or logger.warning)(due)
     return ledger
@@ -107,6 +107,7 @@ def held_for_tables(data_dir: Path, settings: BaseSettings, say: Callable[[str],
     purge finished first; the ledger (None for a folder of feeds without one)."""
     check_links(data_dir)
     private = settings.getbool("TIKTOK_PRIVATE_FILES")
+    keep_private(private)
     lock = DataDirLock(data_dir)
     try:
         lock.acquire(private)

@@ -43,6 +43,13 @@ class LinkInTheWay(OSError):
         )
 
 
+def keep_private(private: bool = True) -> None:
+    """Files that libraries create for us (DuckDB's database, SQLite's journals) private too: the
+    process's umask, for a command that writes a data directory."""
+    if private:
+        os.umask(0o077)
+
+
 def make_dir(path: Path, private: bool = True) -> Path:
     """Create ``path`` (and parents); a directory we create is the owner's only when ``private``."""
     if not path.is_dir():

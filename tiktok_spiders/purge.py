@@ -398,17 +398,34 @@ def _reopen_run_logs(path: Path) -> None:
 
 
 def finish_pending(
-    ledger: Ledger, data_dir: str | Path, settings: BaseSettings, say: Callable[[str], None] | None = None
+    ledger: Ledger,
+    data_dir: str | Path,
+    settings: BaseSettings,
+    say: Callable[[str], None] | None = None,
+    purge_found: bool = True,
 ) -> bool:
     """Finish the purge an earlier run began, before anything else; whether there was one.
 
-    Raises :class:`PurgeUnfinished` when a step still cannot be done.
+    What a refresh found gone and did not delete (it was killed first) is deleted now, within
+    the brake (``purge_found``: the refresh itself does that when it closes, with its
+    ``confirm_purge``); then the files still to rewrite are rewritten.  Raises
+    :class:`PurgeUnfinished` when a step still cannot be done.
     """
+    say = say or logger.warning
     purge = Purge(ledger, data_dir, settings)
+    refreshes = Refreshes(ledger)
+    found = refreshes.pending() if purge_found else {}
+    if found:
+        what = ", ".join(f"{count:,} {category}s" for category, count in sorted(found.items()))
+        try:
+            purged = purge.delete(refreshes.current(), settings.getfloat("TIKTOK_REFRESH_MAX_PURGE_SHARE"))
+        except PurgeHeld as held:
+            say(f"A refresh found {what} gone and was stopped before purging them. {held}")
+        else:
+            say(f"A refresh found {what} gone and was stopped before purging them: purged now ({_counted(purged)}).")
     steps = purge.pending()
     if not steps:
-        return False
-    say = say or logger.warning
+        return bool(found)
     say(
         "An earlier refresh purged records and was interrupted before it rewrote every file: finishing it now "
         f"({', '.join(STEP_NAMES[step] for step in steps)})."
@@ -416,3 +433,7 @@ def finish_pending(
     for line in purge.finish():
         say(f"purge: {line}")
     return True
+
+
+def _counted(purged: Counter[str]) -> str:
+    return ", ".join(f"{count:,} {feed}" for feed, count in sorted(purged.items())) or "nothing"

@@ -372,7 +372,8 @@ class Report:
         finished = [entry for entry in history if entry["finished"]]
         if not finished:
             first = min(
-                (stage.get("first_collected_at") for stage in self.manifest.get("stages", {}).values()), default=None
+                filter(None, (stage.get("first_collected_at") for stage in self.manifest.get("stages", {}).values())),
+                default=None,
             )
             due = (
                 f"due {(datetime.fromisoformat(first[:10]) + timedelta(days=days)).date()}"

@@ -59,7 +59,7 @@ class Command(QuietRun, crawl.Command):
         if issubclass(spidercls, ApiSpider):
             try:
                 spidercls.check(self.settings, **opts.spargs)
-                ledger = open_data_dir(self.settings, warn_if_due=spidercls.name != "refresh")
+                ledger = open_data_dir(self.settings, refresh=spidercls.name == "refresh")
             except (BadArgument, DataDirError) as error:
                 print(f"error: {error}", file=sys.stderr)
                 self.exitcode = 2

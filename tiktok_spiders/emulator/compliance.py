@@ -11,6 +11,7 @@ does.  What a task finds valid is the corpus at the moment it completes.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import secrets
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Task:
     polls: int = 0
     status: str = PROCESSING
     valid: list[int] | None = None
+    stuck: bool = False
 
 
 def form_fields(content_type: str, body: bytes) -> dict[str, bytes]:
@@ -92,7 +94,7 @@ class ComplianceDesk:
     def status(self, payload: Any) -> dict[str, Any]:
         _, task = self._task(payload)
         if task.status == PROCESSING:
-            if task.polls < self.faults.compliance_polls:  # read now: a test may shorten it
+            if task.stuck or task.polls < self.faults.compliance_polls:  # read now: a test may shorten it
                 task.polls += 1
             elif self.random.random() < self.faults.compliance_failed_rate:
                 task.status = FAILED
@@ -102,8 +104,31 @@ class ComplianceDesk:
                 task.valid = [i for i in task.ids if valid(i)]
         return {"task_status": task.status}
 
-    def download(self, payload: Any) -> str:
+    def download(self, payload: Any) -> tuple[str, str]:
+        """The file of valid ids and its content type (``--compliance-download``: as a bad day gives it)."""
         task_id, task = self._task(payload)
         if task.status != COMPLETED or task.valid is None:
             raise ApiError(400, api.INVALID_PARAMS, f"Task {task_id} is {task.status}, not Completed")
-        return "".join(f"{i}\n" for i in task.valid)
+        text = "".join(f"{i}\n" for i in task.valid)
+        bad = self.faults.compliance_download
+        if bad == "empty":
+            return "", "text/plain"
+        if bad == "foreign":
+            return text + "".join(f"{i + 1}\n" for i in task.ids[:3]), "text/plain"
+        if bad == "truncated":
+            return text[: len(text) // 2 + 3], "text/plain"  # in the middle of an id
+        if bad == "half":
+            return "".join(f"{i}\n" for i in task.valid[: len(task.valid) // 2]), "text/plain"
+        if bad in ("json", "json-as-text"):
+            body = json.dumps({"data": {"valid_ids": task.valid}, "error": {"code": "ok", "message": "ok."}})
+            return body, "application/json" if bad == "json" else "text/plain"
+        return text, "text/plain"
+
+    def forget_tasks(self) -> None:
+        """Forget every task, as the API does after a while: their ids become unknown."""
+        self.tasks.clear()
+
+    def stall_tasks(self) -> None:
+        """Every task not done yet stays Processing for good (the tasks created later do not)."""
+        for task in self.tasks.values():
+            task.stuck = True

@@ -47,6 +47,17 @@ class Faults:
     )
     compliance_polls: int = _switch(2, "status polls a compliance task answers Processing before it ends")
     compliance_failed_rate: float = _switch(0.0, "share of compliance tasks that end Failed")
+    compliance_download: str = _switch(
+        "",
+        "what the file of valid ids holds on a bad day: empty, foreign (ids never submitted too), truncated "
+        "(cut in the middle of an id), half (the first half of its lines), json (the ids as a JSON answer), "
+        "json-as-text (the same, sent as text/plain); empty: the true file",
+    )
+    user_info_answer: str = _switch(
+        "",
+        "what user info answers on a bad day: error-200 (not found, with HTTP 200), html (a maintenance page), "
+        "other-user (not found, naming another user); empty: the true answer",
+    )
     deleted_share: float = _switch(0.0, "share of videos, users and comments deleted since collection")
     search_id_ttl: float = _switch(3600.0, "seconds a search id stays valid")
 

@@ -52,6 +52,13 @@ class _Drop(Exception):
     """Close the connection without answering."""
 
 
+class _Html(Exception):
+    """Answer with an HTML page (a gateway's or a maintenance page), HTTP 200."""
+
+
+MAINTENANCE_HTML = "<!DOCTYPE html><html><head><title>Maintenance</title></head><body>Back soon.</body></html>"
+
+
 @dataclass
 class _Search:
     key: tuple
@@ -295,6 +302,8 @@ class Emulator:
             status, data = handler(self, _nulls_dropped(payload), fields)
             self.usage(client_key).records += _record_count(data)
             return self._json(status, self._envelope(data, api.INTERNAL_ERROR if status == 500 else api.OK))
+        except _Html as page:
+            return web.Response(status=200, text=str(page), content_type="text/html")
         except ApiError as error:
             entry["error"] = error.code
             envelope = self._envelope({}, error.code, error.message)
@@ -308,7 +317,8 @@ class Emulator:
         self.compliance.faults = self.faults  # faults may be swapped while the server runs
         desk = self.compliance
         if request.path == api.COMPLIANCE_DOWNLOAD_PATH:
-            return web.Response(text=desk.download(payload), content_type="text/plain", charset="utf-8")
+            text, content_type = desk.download(payload)
+            return web.Response(text=text, content_type=content_type, charset="utf-8")
         if request.path == api.COMPLIANCE_CREATE_PATH:
             data = desk.create(request.headers.get("Content-Type", ""), body, entry)
         else:
@@ -495,6 +505,13 @@ class Emulator:
 
     def user_info(self, payload: dict[str, Any], fields: tuple[str, ...] | None) -> tuple[int, dict[str, Any]]:
         wanted = self._require_fields(fields, api.USER_FIELDS)
+        bad = self.faults.user_info_answer
+        if bad == "error-200":
+            raise ApiError(200, api.INVALID_PARAMS, f"User {payload.get('username')} is invalid: cannot find the user")
+        if bad == "html":
+            raise _Html(MAINTENANCE_HTML)
+        if bad == "other-user":
+            raise ApiError(400, api.INVALID_PARAMS, "User someone.else is invalid: cannot find the user")
         username = self._user(payload)
         return 200, self._served(self.corpus.users[username], wanted)
 

@@ -236,6 +236,7 @@ class RefreshSpider(ApiSpider):
         return []
 
     async def on_profile(self, response: Response, seed: str) -> list[Any]:
+        """A profile check's answer, whatever its status: available, gone, or a failure asked again next run."""
         username = seed.split(f"/{USER}/", 1)[1]
         verdict, why = profile_answer(response, username)
         if verdict is None:
@@ -244,12 +245,8 @@ class RefreshSpider(ApiSpider):
 
     async def on_api_error(self, request: Any, response: Response, code: str, message: str) -> list[Any] | None:
         path = urlparse_cached(request).path
-        if path == api.USER_INFO_PATH:
-            username = request.cb_kwargs["seed"].split(f"/{USER}/", 1)[1]
-            verdict, _ = profile_answer(response, username)
-            if verdict is None:
-                return None  # a failure with its reason: asked again next run
-            return self._profile_checked(request.cb_kwargs["seed"], available=verdict == AVAILABLE)
+        if path == api.USER_INFO_PATH and response.status not in (401, 429):
+            return await self.on_profile(response, request.cb_kwargs["seed"])
         task = request.cb_kwargs.get("task")
         lost = 400 <= response.status < 500 and response.status not in (401, 429)
         if lost and task is not None and path in (api.COMPLIANCE_STATUS_PATH, api.COMPLIANCE_DOWNLOAD_PATH):
@@ -333,7 +330,7 @@ def profile_answer(response: Response, username: str) -> tuple[str | None, str]:
     asked.  Gone: a client error (not the token's 401, not a 429) in the API's JSON envelope
     whose message says the user cannot be found or returned, naming this user if it names one.
     """
-    content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
+    content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower().split(";")[0].strip()
     if "json" not in content_type:
         return None, f"a {content_type or 'typeless'} answer, not the API's JSON"
     try:
