@@ -137,6 +137,8 @@ def assert_purged_exactly(study: Study, data_dir: Path) -> None:
             assert study.secret.encode() not in data, f"{path} holds a purged comment's text"
             assert study.author.encode() not in data, f"{path} names the purged account"
             assert not path.name.endswith(".partial"), f"{path} left behind"
+    manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert "purge_unfinished" not in manifest, manifest.get("purge_unfinished")
     with sqlite3.connect(data_dir / FILENAME) as db:
         assert db.execute("SELECT COUNT(*) FROM purge_steps").fetchone()[0] == 0, "the purge is finished"
         for table, column in (("records", "data"), ("seeds", "seed"), ("runs", "run"), ("purge_tokens", "token")):
@@ -203,6 +205,9 @@ def test_kill_9_at_any_step_of_a_purge_then_the_next_command_finishes_it(
     data_dir = study.copy(tmp_path / "data")
     killed = run(study, data_dir, "refresh", "-a", "confirm_purge=true", kill_at=(target, when))
     assert killed.returncode == -9, killed.stderr[-2000:]
+    unfinished = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8")).get("purge_unfinished")
+    if target.endswith(("_step_tables", "write_table", "write_database", "_step_logs", "_step_leftovers")):
+        assert unfinished, "the manifest says the purge is not finished"
     command = {"refresh": ("refresh",), "tables": ("tables",), "report": ("report",), "crawl": ("crawl", "users")}
     done = run(study, data_dir, *command[then])
     assert done.returncode == 0, done.stderr[-3000:]
@@ -226,6 +231,7 @@ def test_a_disk_that_fills_while_the_ledger_is_compacted_then_the_purge_finishes
     ledger_size = (data_dir / FILENAME).stat().st_size
     full = run(study, data_dir, "tables", file_size=ledger_size // 4)
     assert full.returncode == 1, full.stderr[-2000:]
+    assert "purge_unfinished" not in json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
     [line] = [line for line in full.stderr.splitlines() if line.startswith("error:")]
     assert "could not rewrite the ledger's free pages after the purge" in line and "Traceback" not in full.stderr
     done = run(study, data_dir, "tables")

@@ -87,7 +87,16 @@ def manifest(ledger: Ledger) -> dict[str, Any]:
         "stages": stages,
         # when the study was refreshed, and how many records each refresh checked and purged (never which)
         "refreshes": Refreshes(ledger).history(),
-    }
+    } | _unfinished(ledger)
+
+
+def _unfinished(ledger: Ledger) -> dict[str, Any]:
+    """The files a begun purge has still to rewrite, when there are any: until then the study still
+    holds what was purged from the ledger, and the next command finishes it."""
+    from tiktok_spiders.purge import STEP_NAMES, Purge
+
+    steps = [step for step in Purge.pending_in(ledger) if step not in ("manifest", "compact")]
+    return {"purge_unfinished": [STEP_NAMES[step] for step in steps]} if steps else {}
 
 
 def write_manifest(ledger: Ledger, data_dir: Path, private: bool = True) -> Path:

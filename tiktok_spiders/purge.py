@@ -245,7 +245,11 @@ class Purge:
 
     def pending(self) -> list[str]:
         """The steps of a begun purge still to do, in order."""
-        return [step for (step,) in self.db.execute("SELECT step FROM purge_steps ORDER BY position")]
+        return self.pending_in(self.ledger)
+
+    @staticmethod
+    def pending_in(ledger: Ledger) -> list[str]:
+        return [step for (step,) in ledger.connection.execute("SELECT step FROM purge_steps ORDER BY position")]
 
     def finish(self) -> list[str]:
         """Do every step still to do, crossing each off when it is done; what each did, in words.
@@ -253,12 +257,15 @@ class Purge:
         A step that fails raises :class:`PurgeUnfinished` naming it; it and the rest stay recorded.
         """
         said: list[str] = []
-        for step in self.pending():
+        steps = self.pending()
+        for step in steps:
             try:
                 result = getattr(self, f"_step_{step}")()
                 if step != "compact":
                     self.db.execute("DELETE FROM purge_steps WHERE step = ?", (step,))
                     self.ledger.commit()
+                    if step != "manifest":
+                        self._step_manifest()  # it says which files are still to rewrite
             except (OSError, sqlite3.Error, ValueError) as error:
                 raise PurgeUnfinished(f"could not rewrite {STEP_NAMES[step]} after the purge: {error}") from None
             if result:
