@@ -171,12 +171,24 @@ def test_a_selection_never_replaces_the_tables_and_every_error_comes_first(
         (("videos", "--where", "view_count >", "--output", str(tmp_path / "x.csv")), "--where"),
         (("videos", "--columns", "id,nope", "--output", str(tmp_path / "x.csv")), "no column 'nope'"),
         (("videos", "--where", "view_count > 1", "--output", str(tmp_path / "x.txt")), "end it in .csv"),
+        (
+            (
+                "videos",
+                "--where",
+                f"@pd.io.common.os.system('id > {tmp_path / 'ran'}') == 0",
+                "--output",
+                str(tmp_path / "x.csv"),
+            ),
+            "the only one allowed is @has",
+        ),
     ):
         bad = tables_cli(*args)
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
         assert bad.stderr.startswith("error: ") and message in bad.stderr, bad.stderr
         assert {path.name: path.read_bytes() for path in out.iterdir()} == full
         assert not (tmp_path / "x.csv").exists()
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert not (tmp_path / "ran").exists(), "the expression ran a command"
 
     since = tables_cli("videos", "--where", "create_time >= '2024-02-01'", "--output", str(tmp_path / "feb.csv"))
     assert since.returncode == 0, since.stderr

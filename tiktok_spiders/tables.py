@@ -306,25 +306,11 @@ def study_tables(data_dir: str | Path, joined: bool = True) -> dict[str, pd.Data
     return found
 
 
-def has(column: pd.Series, value: Any) -> pd.Series:
-    """Whether each row's list holds ``value``: ``--where "@has(hashtag_names, 'climate')"``."""
-    return column.map(lambda values: isinstance(values, list) and value in values).astype(bool)
-
-
 def select(frame: pd.DataFrame, where: str) -> pd.DataFrame:
-    """The rows matching a pandas query, where times compare with UTC date strings
-    (``create_time >= '2024-02-01'``) and ``@has(column, value)`` tests a list column."""
-    view = frame.assign(
-        **{
-            column: frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
-            for column in frame.columns
-            if isinstance(frame[column].dtype, pd.DatetimeTZDtype)
-        }
-    )
-    mask = view.eval(where, local_dict={"has": has})
-    if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
-        raise ValueError("the expression does not say true or false for each row")
-    return frame[mask.fillna(False).astype(bool)]
+    """The rows matching a ``--where`` expression (``where.py``: columns, comparisons, ``@has``)."""
+    from tiktok_spiders.where import Where
+
+    return frame[Where(where).mask(frame)]
 
 
 def as_json_text(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from scrapy.exceptions import UsageError
 
 from tiktok_spiders.feeds import feed_format
 from tiktok_spiders.files import atomic_write, make_dir
+from tiktok_spiders.where import Where, WhereError
 
 if TYPE_CHECKING:
     import argparse
@@ -112,7 +113,12 @@ class Command(ScrapyCommand):
         out_dir = Path(opts.output_dir) if opts.output_dir else data_dir / "tables"
         output = Path(opts.output) if opts.output else None
         fmt = output.suffix.lstrip(".") if output else opts.format
-        select = partial(self._select, tables, opts) if opts.where or opts.columns else None
+        try:
+            where = Where(opts.where) if opts.where else None
+        except WhereError as error:
+            self._fail(f"error: --where {opts.where!r}: {error}", 2)
+            return
+        select = partial(self._select, where, opts) if opts.where or opts.columns else None
         if not opts.inputs:
             self._warn_if_due(data_dir)
         try:
@@ -198,11 +204,11 @@ class Command(ScrapyCommand):
         return {name: [path] for name, path in found.items()}, names or list(found)
 
     @staticmethod
-    def _select(tables: Any, opts: argparse.Namespace, frame: pd.DataFrame) -> pd.DataFrame:
-        if opts.where:
+    def _select(where: Where | None, opts: argparse.Namespace, frame: pd.DataFrame) -> pd.DataFrame:
+        if where is not None:
             try:
-                frame = tables.select(frame, opts.where)
-            except Exception as error:  # pandas raises many kinds for a bad expression
+                frame = frame[where.mask(frame)]
+            except (WhereError, TypeError, ValueError) as error:  # a column compared with a value of another type
                 raise ValueError(f"--where {opts.where!r}: {error}") from None
         if opts.columns:
             columns = [column.strip() for column in opts.columns.split(",") if column.strip()]
