@@ -59,6 +59,7 @@ LONGEST_FIRST = (
     "test_scale.py",
     "test_refresh.py",
     "test_purge.py",
+    "test_security.py",
     "test_resilience.py",
     "test_report.py",
     "test_console.py",
@@ -146,6 +147,21 @@ async def crawl(spidercls: type, settings: dict[str, Any], **arguments: Any):
     crawler = get_crawler(spidercls, settings)
     await crawler.crawl_async(**arguments)
     return crawler
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` and its bytes: to show that nothing was written."""
+    return {
+        str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()
+    }
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, fragment: str) -> None:
+    """Exit status 2, no traceback, and one error line that says ``fragment``."""
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and fragment in errors[0], done.stderr[-3000:]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

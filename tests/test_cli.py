@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 from scrapy.settings import Settings
 
-from tests.conftest import MONTH_ARGS, cli_env, read_jsonl, scrapy_cli, settings_for, spider_args
+from tests.conftest import (
+    MONTH_ARGS,
+    assert_one_line_error,
+    cli_env,
+    read_jsonl,
+    scrapy_cli,
+    settings_for,
+    snapshot,
+    spider_args,
+)
 from tiktok_spiders.emulator import DEMO_CLIENT_SECRET, Emulator, Faults
 from tiktok_spiders.spiders.base import BadArgument
 from tiktok_spiders.spiders.videos import VideosSpider
@@ -17,19 +26,6 @@ from tiktok_spiders.spiders.videos import VideosSpider
 pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
 VIDEO_ARGS = {"hashtags": "climate", "start_date": "2024-01-01", "end_date": "2024-01-20"}
-
-
-def snapshot(directory: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()
-    }
-
-
-def assert_one_line_error(done, fragment: str) -> None:
-    assert done.returncode == 2, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and fragment in errors[0], done.stderr[-3000:]
 
 
 @pytest.fixture

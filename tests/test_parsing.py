@@ -141,6 +141,21 @@ def test_either_spelling_of_favourites_and_either_shape_of_video_tag_are_kept() 
         (Comment(id=1), "tiktok/validation/video_id/missing"),
         (Reply(id=1), "tiktok/validation/parent_comment_id/missing"),
         (User(display_name="x"), "tiktok/validation/username/missing"),
+        # every field of the type the API documents: what tables and report would choke on is dropped here
+        (Reply(id=1, parent_comment_id=2, like_count="many"), "tiktok/validation/like_count/not_an_integer"),
+        (Reply(id=1, parent_comment_id=2, create_time="yesterday"), "tiktok/validation/create_time/not_an_integer"),
+        (Video(id=1, create_time=10**12), "tiktok/validation/create_time/not_a_time"),
+        (Video(id=-5), "tiktok/validation/id/not_a_positive_id"),
+        (Video(id=2**63), "tiktok/validation/id/not_an_integer"),
+        (Comment(id=1, video_id=0), "tiktok/validation/video_id/not_a_positive_id"),
+        (Video(id=1, like_count=-1), "tiktok/validation/like_count/negative"),
+        (Video(id=1, view_count=1.5), "tiktok/validation/view_count/not_an_integer"),
+        (Video(id=1, hashtag_names="climate"), "tiktok/validation/hashtag_names/not_list"),
+        (Video(id=1, video_label=["x"]), "tiktok/validation/video_label/not_dict"),
+        (Video(id=1, video_tag="AIGC"), "tiktok/validation/video_tag/not_dict_or_list"),
+        (Video(id=1, is_stem_verified="true"), "tiktok/validation/is_stem_verified/not_true_or_false"),
+        (Video(id=1, username=123), "tiktok/validation/username/not_str"),
+        (User(username="x", is_verified=1), "tiktok/validation/is_verified/not_true_or_false"),
     ],
 )
 def test_invalid_records_are_dropped_and_counted(pipeline: ValidationPipeline, item, problem: str) -> None:
@@ -150,8 +165,11 @@ def test_invalid_records_are_dropped_and_counted(pipeline: ValidationPipeline, i
 
 
 def test_string_ids_become_exact_integers(pipeline: ValidationPipeline) -> None:
-    item = pipeline.process_item(Video(id="7320768196569599275", music_id=7159460238003800066))
+    item = pipeline.process_item(Video(id="7320768196569599275", music_id=7159460238003800066, like_count="12"))
     assert ItemAdapter(item)["id"] == 7320768196569599275
+    assert ItemAdapter(item)["like_count"] == 12  # digits are the number they write
+    tag = [{"type": "AIGC", "number": 1}]
+    assert pipeline.process_item(Video(id=1, video_tag=tag, music_id=0)).video_tag == tag
 
 
 @deferred_f_from_coro_f

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -142,3 +143,30 @@ def test_the_duckdb_study_holds_every_table_exactly_and_joins_them(emulator: Emu
         assert [row[2] for row in busiest] == sorted(counts.values(), reverse=True)[:10]
         [replies] = db.sql("SELECT count(*), count(parent_text) FROM replies_with_comments").fetchall()
         assert replies[0] == len(read_jsonl(study / "replies.jsonl")) and replies[1] > 0
+
+
+def test_the_apis_text_is_drawn_as_written_never_as_math(emulator: Emulator, tmp_path: Path) -> None:
+    """Hashtags and regions are labels of the plots: '$x^$' was a parser error, '$\\alpha$' a silent alpha."""
+    hostile = ["$x^$", r"$\alpha$", "<script>alert(1)</script>", "a&b", r"\n"]
+    videos = [
+        {
+            "id": 7300000000000000000 + number,
+            "create_time": 1704067200 + number * 3600,
+            "username": f"user{number}",
+            "region_code": hostile[number % len(hostile)],
+            "hashtag_names": [hostile[number % len(hostile)], "climate"],
+            "view_count": number * 10,
+            "like_count": number,
+            "comment_count": 0,
+            "share_count": 0,
+            "collected_at": "2024-02-01T00:00:00Z",
+        }
+        for number in range(1, 40)
+    ]
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "videos.jsonl").write_text("".join(json.dumps(video) + "\n" for video in videos), encoding="utf-8")
+    page, text = report_of(data_dir, emulator)
+    assert not page.fetched and "<script>alert" not in text
+    for label in ("$x^$", r"$\alpha$", "&lt;script&gt;alert(1)&lt;/script&gt;", "a&amp;b"):
+        assert label in text, f"{label} is not drawn as written"

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from tests.conftest import (
     STUDY_ARGS,
+    assert_one_line_error,
     cli_env,
     crawl,
     quota_file,
@@ -30,9 +32,9 @@ from tests.conftest import (
     request_log,
     scrapy_cli,
     settings_for,
+    snapshot,
     spider_args,
 )
-from tests.test_cli import assert_one_line_error, snapshot
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.files import LOCK_FILENAME
@@ -468,7 +470,8 @@ def test_a_seed_file_in_another_encoding_is_one_line(emulator: Emulator, tmp_pat
 
 
 def test_an_at_sign_is_not_sent_and_a_future_range_is_said_plainly(fresh_emulator: Emulator, tmp_path: Path) -> None:
-    args = {"usernames": "@someone", "start_date": "2099-01-01", "end_date": "2099-01-02"}
+    soon = date.today() + timedelta(days=60)  # in the future, not so far it is a typo
+    args = {"usernames": "@someone", "start_date": soon.isoformat(), "end_date": (soon + timedelta(days=1)).isoformat()}
     done = scrapy_cli(tmp_path, cli_env(fresh_emulator, tmp_path / "data"), "crawl", "videos", *spider_args(args))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "is in the future" in done.stderr

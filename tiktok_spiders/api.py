@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import random
 import re
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+
+from tiktok_spiders import clock
 
 if TYPE_CHECKING:
     from scrapy.http import Response
@@ -129,6 +133,27 @@ REGION_CODES = frozenset(
     LC NC LI SS IR SY IM SC VG SB DM KI UM SX GD MH BQ YT ST CF BM SM PW GU HK IN CK AQ WF JE MQ CN
     GF MS GG TK FK PM NU MF ER NF VA IO SH BL CU NR TP BV EH PN TF RU""".split()  # noqa: SIM905 - as the docs print them
 )
+
+#: The largest answer each endpoint can give (bytes): a page of 100 records at their largest, with room.
+#: A bigger one is refused unread (``DOWNLOAD_MAXSIZE`` per request, also after decompression): a
+#: broken or hostile server cannot fill the machine's memory.  A video can carry a 4,000-character
+#: description and an hour's transcript (~150 KB escaped), a comment 150 characters.
+MB = 1 << 20
+ANSWER_MAX_BYTES = {
+    VIDEO_QUERY_PATH: 16 * MB,
+    LIKED_VIDEOS_PATH: 16 * MB,
+    PINNED_VIDEOS_PATH: 16 * MB,
+    REPOSTED_VIDEOS_PATH: 16 * MB,
+    COMMENT_LIST_PATH: 4 * MB,
+    USER_INFO_PATH: 1 * MB,
+    FOLLOWERS_PATH: 2 * MB,
+    FOLLOWING_PATH: 2 * MB,
+    PLAYLIST_INFO_PATH: 2 * MB,
+    COMPLIANCE_DOWNLOAD_PATH: 2 * MB,  # 10,000 ids of 20 digits
+    COMPLIANCE_CREATE_PATH: 1 * MB,
+    COMPLIANCE_STATUS_PATH: 1 * MB,
+    TOKEN_PATH: 1 * MB,
+}
 
 MAX_COUNT = 100
 #: ``end_date`` may be at most this many days after ``start_date``.
@@ -298,9 +323,21 @@ def json_error(response: Response) -> tuple[str, str]:
 
 
 def retry_after(response: Response) -> float | None:
-    """The seconds a ``Retry-After`` header asks us to wait: the server's word, not capped."""
-    value = response.headers.get(b"Retry-After")
-    return float(value) if value and value.isdigit() else None
+    """The seconds a ``Retry-After`` header asks us to wait, in either of its forms (seconds, or an
+    HTTP date: RFC 9110): the server's word, not capped (the middlewares hold it to
+    ``TIKTOK_MAX_RETRY_AFTER``).  None when there is none, or it is neither form."""
+    value = (response.headers.get(b"Retry-After") or b"").decode("latin-1").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is in GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - clock.now()).total_seconds())
 
 
 def backoff(attempt: int, base: float, maximum: float) -> float:

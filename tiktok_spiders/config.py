@@ -29,6 +29,7 @@ NUMERIC = {
     "TIKTOK_RETRY_TIMES": ("getint", 0, False),
     "TIKTOK_RETRY_BACKOFF_BASE": ("getfloat", 0, False),
     "TIKTOK_RETRY_BACKOFF_MAX": ("getfloat", 0, False),
+    "TIKTOK_MAX_RETRY_AFTER": ("getfloat", 0, False),
     "TIKTOK_MAX_REQUESTS_PER_SECOND": ("getfloat", 0, False),
     "TIKTOK_PROGRESS_INTERVAL": ("getfloat", 0, False),
     "TIKTOK_MIN_FREE_SPACE_MB": ("getfloat", 0, False),

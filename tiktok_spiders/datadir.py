@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,8 @@ from tiktok_spiders.files import LOCK_FILENAME, DataDirBusy, DataDirLock, LinkIn
 from tiktok_spiders.kinds import KINDS
 from tiktok_spiders.ledger import FILENAME, Ledger
 from tiktok_spiders.purge import finish_pending
+from tiktok_spiders.quota_file import QuotaFile
+from tiktok_spiders.quota_file import default_path as default_quota_path
 from tiktok_spiders.refreshes import refresh_due
 
 if TYPE_CHECKING:
@@ -79,7 +82,7 @@ def open_data_dir(settings: BaseSettings, *, refresh: bool = False, say: Callabl
     check_links(data_dir)
     keep_private(settings.getbool("TIKTOK_PRIVATE_FILES"))
     try:
-        ledger = Ledger(data_dir, private=settings.getbool("TIKTOK_PRIVATE_FILES"), lock=True)
+        ledger = Ledger(data_dir, private=settings.getbool("TIKTOK_PRIVATE_FILES"), lock=True, check=True)
     except (ConfigError, DataDirBusy, LinkInTheWay) as error:
         raise DataDirError(str(error)) from None
     try:
@@ -95,10 +98,28 @@ def open_data_dir(settings: BaseSettings, *, refresh: bool = False, say: Callabl
     except BaseException:
         ledger.close()
         raise
+    try:
+        check_quota_file(settings)
+    except DataDirError:
+        ledger.close()
+        raise
     due = None if refresh else refresh_due(ledger, settings)
     if due:
         (say or logger.warning)(due)
     return ledger
+
+
+def check_quota_file(settings: BaseSettings) -> None:
+    """The key's quota file can be read and counted in (:class:`DataDirError` saying what to do if not)."""
+    try:
+        quota = QuotaFile(settings["TIKTOK_QUOTA_FILE"], settings["TIKTOK_CLIENT_KEY"], check=True)
+    except (sqlite3.Error, OSError) as error:
+        path = settings["TIKTOK_QUOTA_FILE"] or default_quota_path()
+        raise DataDirError(
+            f"cannot use the quota file {path}: {error}. If it is damaged, delete it (today's requests so far are "
+            "then not counted: lower TIKTOK_DAILY_REQUEST_LIMIT for today), or set TIKTOK_QUOTA_FILE to another file"
+        ) from None
+    quota.close()
 
 
 @contextlib.contextmanager
@@ -117,7 +138,7 @@ def held_for_tables(data_dir: Path, settings: BaseSettings, say: Callable[[str],
     try:
         if (data_dir / FILENAME).is_file():
             try:
-                ledger = Ledger(data_dir, private=private)
+                ledger = Ledger(data_dir, private=private, check=True)
             except ConfigError as error:
                 raise DataDirError(str(error)) from None
             finish_pending(ledger, data_dir, settings, say)

@@ -38,7 +38,7 @@ from scrapy import signals
 from tiktok_spiders import clock
 from tiktok_spiders.config import ConfigError
 from tiktok_spiders.files import DataDirLock, make_dir, restrict
-from tiktok_spiders.quota_file import fingerprint
+from tiktok_spiders.quota_file import fingerprint, one_line
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -149,7 +149,7 @@ class ApiMismatch(ConfigError):
 class Ledger:
     """Records, seed progress and request counts of one data directory."""
 
-    def __init__(self, data_dir: str | Path, *, private: bool = True, lock: bool = False) -> None:
+    def __init__(self, data_dir: str | Path, *, private: bool = True, lock: bool = False, check: bool = False) -> None:
         data_dir = Path(data_dir)
         self.path = data_dir / FILENAME
         self._lock = DataDirLock(data_dir) if lock else None
@@ -168,6 +168,10 @@ class Ledger:
             # a deleted record (purged, or forgotten with fresh=true) is overwritten, not left
             # readable in a free page
             self._db.execute("PRAGMA secure_delete=ON")
+            if check:  # a page damaged in the middle is found now, not half way through a crawl
+                problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if problem != "ok":
+                    raise sqlite3.DatabaseError(f"database disk image is malformed ({one_line(problem)})")
             self._db.executescript(SCHEMA)
             self._add_columns()
             self._db.commit()

@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS spent (
 """
 
 
+def one_line(problem: str) -> str:
+    """SQLite's integrity report, on one line."""
+    return "; ".join(line for line in problem.splitlines() if line and not line.startswith("***"))
+
+
 def fingerprint(client_key: str, salt: str) -> str:
     """A salted hash that recognises a client key without revealing it."""
     return hashlib.sha256(f"{salt}:{client_key}".encode()).hexdigest()[:20]
@@ -66,7 +71,7 @@ def _use_wal(db: sqlite3.Connection) -> None:
 class QuotaFile:
     """Requests reserved per key fingerprint, UTC day and quota bucket."""
 
-    def __init__(self, path: str | Path | None, client_key: str) -> None:
+    def __init__(self, path: str | Path | None, client_key: str, check: bool = False) -> None:
         self.path = Path(path) if path else default_path()
         new = not self.path.exists()
         make_dir(self.path.parent)
@@ -75,6 +80,8 @@ class QuotaFile:
         if new:
             restrict(self.path)
         _use_wal(self._db)
+        if check and (problem := self._db.execute("PRAGMA quick_check(1)").fetchone()[0]) != "ok":
+            raise sqlite3.DatabaseError(f"it is damaged ({one_line(problem)})")
         self._db.executescript(SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (secrets.token_hex(16),))
         salt = self._db.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()[0]

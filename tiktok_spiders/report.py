@@ -74,6 +74,9 @@ class Figure:
         import matplotlib
 
         matplotlib.use("Agg")
+        # every label is the API's text as sent: a hashtag "$x^$" is drawn as written, never parsed
+        # as math (an error, or a silently different alpha); text stays text in the SVG (searchable)
+        matplotlib.rcParams.update({"text.parse_math": False, "text.usetex": False, "svg.fonttype": "none"})
         import matplotlib.pyplot as plt
 
         self.plt = plt

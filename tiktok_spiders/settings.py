@@ -70,6 +70,10 @@ TIKTOK_RETRY_TIMES = _env("TIKTOK_RETRY_TIMES", "8")
 TIKTOK_RETRY_BACKOFF_BASE = _env("TIKTOK_RETRY_BACKOFF_BASE", "1.0")
 TIKTOK_RETRY_BACKOFF_MAX = _env("TIKTOK_RETRY_BACKOFF_MAX", "60")
 
+# The longest wait a Retry-After may ask (seconds): past it the crawl stops with one line
+# (run it again later) instead of sleeping for days; either form (seconds, HTTP date) is read.
+TIKTOK_MAX_RETRY_AFTER = _env("TIKTOK_MAX_RETRY_AFTER", "900")
+
 # --- Pace -----------------------------------------------------------------------
 # At most this many requests per second (0: no cap).  Off by default: at the API's
 # latencies (seconds) 16 concurrent requests stay below the official client's 10/s,
@@ -137,6 +141,10 @@ SCRAPER_SLOT_MAX_ACTIVE_SIZE = 1_000_000
 CONCURRENT_ITEMS = 1
 # The API can take minutes (504 after ~4 min); give it that long.
 DOWNLOAD_TIMEOUT = 300
+# No answer of the API is larger than a few MB (middlewares/size.py bounds each endpoint's, also after
+# decompression); Scrapy's default is 1 GiB.  This bounds anything else.
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
 # The API never redirects: a 3xx means a wrong TIKTOK_API_BASE_URL (http for https, a
 # proxy's login page), and following it would turn each POST into a GET.  It is a failure
 # with its reason instead.
@@ -157,6 +165,7 @@ DOWNLOADER_MIDDLEWARES_BASE = {
 }
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "tiktok_spiders.middlewares.size.AnswerSizeMiddleware": 540,
     "tiktok_spiders.middlewares.retry.ApiRetryMiddleware": 550,
     "tiktok_spiders.middlewares.pace.PaceMiddleware": 575,
     "tiktok_spiders.middlewares.auth.AccessTokenMiddleware": 600,

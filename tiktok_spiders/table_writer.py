@@ -89,27 +89,32 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def feed_chunks(paths: Iterable[Path], chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+def feed_chunks(paths: Iterable[Path], chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[Path, int, pd.DataFrame]]:
     """The records of feed files, ``chunk_rows`` at a time, as raw frames (``dtype=object``,
-    CSV as text) to be typed: the streaming counterpart of :func:`tables.read_feed`."""
+    CSV as text) to be typed, with their file and the row of the file each starts at: the
+    streaming counterpart of :func:`tables.read_feed`."""
     for path in paths:
 
         def malformed(path: Path = path) -> None:
             raise ValueError(f"{path}: a line is not a JSON record")
 
+        start = 0
         if feed_format(path) == "csv":
-            yield from pd.read_csv(
+            for chunk in pd.read_csv(
                 path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8", chunksize=chunk_rows
-            )
+            ):
+                yield path, start, chunk
+                start += len(chunk)
             continue
         batch: list[dict[str, Any]] = []
         for record in read_records(path, malformed):
             batch.append(record)
             if len(batch) == chunk_rows:
-                yield pd.DataFrame(batch, dtype=object)
+                yield path, start, pd.DataFrame(batch, dtype=object)
+                start += len(batch)
                 batch = []
         if batch:
-            yield pd.DataFrame(batch, dtype=object)
+            yield path, start, pd.DataFrame(batch, dtype=object)
 
 
 class StudyDatabase:
@@ -171,9 +176,12 @@ class StudyDatabase:
         known: set[str] = set()
         rows = 0
         bar = self.bar(f"reading {name}", " records")
-        for raw in feed_chunks(paths, self.chunk_rows):
+        for path, start, raw in feed_chunks(paths, self.chunk_rows):
             bar.update(len(raw))
-            frame = tables.typed(raw)
+            try:
+                frame = tables.typed(raw)
+            except tables.BadValue as bad:  # the feed's file, line and column, not pandas' words
+                raise ValueError(tables.where_in(path, start + bad.row) + f": {bad}") from None
             new = [column for column in frame.columns if column not in seen]
             if not seen:
                 columns = [*new, *(c for c in tables.columns_of(name) if c not in new)]

@@ -97,6 +97,7 @@ def _plain_ints(values: list[Any]) -> list[int | None] | None:
 
 
 #: The end of an ISO 8601 time that says its offset from UTC (``Z``, ``+00:00``, ``-0500``).
+TIME_LIKE = re.compile(r".*\d\d")  # a time has digits; "yesterday" is not one
 UTC_OFFSET = re.compile(r"\d\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$", re.IGNORECASE)
 
 
@@ -104,6 +105,8 @@ def _check_offsets(column: str, texts: Iterable[str]) -> None:
     """A time written without its offset (a spreadsheet may drop it) could be any zone: an error,
     never a guess of UTC that is hours off."""
     for text in texts:
+        if not TIME_LIKE.match(text.strip()):
+            raise ValueError(f"column {column}: {text!r} is not a time (unix seconds, or ISO 8601 with its UTC offset)")
         if not UTC_OFFSET.search(text.strip()):
             raise ValueError(f"column {column}: time {text!r} does not say its UTC offset (write it with Z or +00:00)")
 
@@ -156,7 +159,7 @@ def _exact_ints(column: str, values: list[Any]) -> pd.api.extensions.ExtensionAr
         if _missing(value):
             numbers.append(None)
             continue
-        if isinstance(value, float | bool):
+        if isinstance(value, float | bool) or not str(value).strip().lstrip("-").isdigit():
             raise ValueError(f"column {column}: {value!r} is not a whole number as the API sends it")
         number = int(value)
         if not INT64_RANGE[0] <= number <= INT64_RANGE[1]:
@@ -165,8 +168,53 @@ def _exact_ints(column: str, values: list[Any]) -> pd.api.extensions.ExtensionAr
     return pd.array(numbers, dtype="Int64")
 
 
+class BadValue(ValueError):
+    """A value a column cannot hold, at a row of the frame being typed (0-based): the caller
+    says in which file and line."""
+
+    def __init__(self, column: str, row: int, problem: str) -> None:
+        super().__init__(f"column {column}: {problem}")
+        self.column, self.row, self.problem = column, row, problem
+
+
+def _truth(value: Any) -> bool | None:
+    """A flag as sent (a bool) or as CSV writes it (``True``, ``false``); anything else is an error."""
+    if _missing(value):
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise ValueError(f"{value!r} is not true or false")
+    return text == "true"
+
+
+def _json(value: Any) -> Any:
+    if _missing(value):
+        return None
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError(f"{value[:40]!r} is not a JSON list or object") from None
+    return _plain(value)
+
+
+def _typed_column(column: str, kind: str | None, values: list[Any], index: pd.Index) -> Any:
+    if kind == "int":
+        return _exact_ints(column, values)
+    if kind == "time":
+        return _times(column, values).set_axis(index)  # UTC-aware even when all empty
+    if kind == "bool":
+        return pd.array([_truth(value) for value in values], dtype="boolean")
+    if kind == "json":
+        return [_json(value) for value in values]
+    return pd.Series(values, dtype="str", index=index)  # text, as read from CSV
+
+
 def typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """The documented dtypes, whatever the feed's format."""
+    """The documented dtypes, whatever the feed's format.  A value a column cannot hold is a
+    :class:`BadValue` naming the column and the row."""
     frame = frame.copy()
     for column in frame.columns:
         dtype = frame[column].dtype
@@ -179,26 +227,24 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
         if kind not in ("int", "time", "bool", "json") and not pd.api.types.is_object_dtype(dtype):
             continue  # text typed already (read back from Parquet or DuckDB): nothing to convert
         values = list(frame[column])
-        if kind == "int":
-            frame[column] = _exact_ints(column, values)
-        elif kind == "time":
-            frame[column] = _times(column, values).set_axis(frame.index)  # UTC-aware even when all empty
-        elif kind == "bool":
-            frame[column] = pd.array(
-                [
-                    None if _missing(value) else value if isinstance(value, bool) else str(value).lower() == "true"
-                    for value in values
-                ],
-                dtype="boolean",
-            )
-        elif kind == "json":
-            frame[column] = [
-                None if _missing(value) else json.loads(value) if isinstance(value, str) else _plain(value)
-                for value in values
-            ]
-        elif pd.api.types.is_object_dtype(dtype) and all(value is None or isinstance(value, str) for value in values):
-            frame[column] = pd.Series(values, dtype="str", index=frame.index)  # text, as read from CSV
+        if kind is None and not all(value is None or isinstance(value, str) for value in values):
+            continue  # not text: kept as it is
+        try:
+            frame[column] = _typed_column(column, kind, values, frame.index)
+        except (ValueError, TypeError, OverflowError) as error:  # typed one by one only now, to say where
+            row, problem = _first_failure(column, kind, values) or (0, str(error))
+            raise BadValue(column, row, problem.removeprefix(f"column {column}: ")) from None
     return frame
+
+
+def _first_failure(column: str, kind: str | None, values: list[Any]) -> tuple[int, str] | None:
+    """The row of the first value a column cannot hold, and why."""
+    for row, value in enumerate(values):
+        try:
+            _typed_column(column, kind, [value], pd.RangeIndex(1))
+        except (ValueError, TypeError, OverflowError) as error:
+            return row, str(error)
+    return None
 
 
 def read_feed(path: str | Path) -> pd.DataFrame:
@@ -213,7 +259,16 @@ def read_feed(path: str | Path) -> pd.DataFrame:
 
         # dtype=object: pandas would infer float64 for an id column with a gap, and round the ids
         frame = pd.DataFrame(list(read_records(path, malformed)), dtype=object)
-    return typed(frame)
+    try:
+        return typed(frame)
+    except BadValue as bad:
+        raise ValueError(where_in(path, bad.row) + f": {bad}") from None
+
+
+def where_in(path: Path, row: int) -> str:
+    """``videos.csv, line 12``: where a feed's ``row`` (0-based, a record of the file) is."""
+    header = 1 if feed_format(path) == "csv" else 0
+    return f"{path}, line {row + 1 + header}"
 
 
 def load(paths: str | Path | Iterable[str | Path], key: list[str] | None = None) -> pd.DataFrame:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from scrapy.exceptions import IgnoreRequest
 
+from tiktok_spiders.stopping import CrawlStopping
+
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
@@ -21,7 +23,7 @@ AUTH_RETRIES = "tiktok_auth_retries"
 TOKEN_RETRY_TIMES = 3
 
 
-class CredentialsRejected(IgnoreRequest):
+class CredentialsRejected(CrawlStopping):
     """The API refused the client key and secret: nothing can be collected."""
 
 

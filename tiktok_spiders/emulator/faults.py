@@ -25,6 +25,12 @@ class Faults:
     daily_follow_requests: int = _switch(20_000, "followers/following requests per UTC day, then 429")
     rate_limit_per_second: float = _switch(0.0, "requests per second above which 429 rate_limit_exceeded (0: none)")
     rate_limit_retry_after: int = _switch(0, "Retry-After seconds sent with a rate-limit answer (0: none)")
+    retry_after_as_date: bool = _switch(False, "send that Retry-After as an HTTP date, its other form")
+    oversized_answer: str = _switch(
+        "",
+        "the video query answers far larger than a page can be: gzip (1/4 MB inflating to 256 MB) or plain "
+        "(64 MB); empty: never",
+    )
     internal_error_rate: float = _switch(0.0, "share of requests answered 500 internal_error")
     outage_requests: int = _switch(0, "an outage: the first N requests to each endpoint answer 500 internal_error")
     gateway_timeout_rate: float = _switch(0.0, "share of requests answered 504 with an HTML page")
@@ -52,6 +58,9 @@ class Faults:
         "what the file of valid ids holds on a bad day: empty, foreign (ids never submitted too), truncated "
         "(cut in the middle of an id), half (the first half of its lines), json (the ids as a JSON answer), "
         "json-as-text (the same, sent as text/plain); empty: the true file",
+    )
+    hostile_values: bool = _switch(
+        False, 'the first comment of each page comes with like_count "many" and create_time "yesterday"'
     )
     user_info_answer: str = _switch(
         "",

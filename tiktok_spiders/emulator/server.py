@@ -8,15 +8,18 @@ thread, so tests, the demo and benchmarks can start it in-process
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import random
 import secrets
 import threading
 import time
+import zlib
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
@@ -272,8 +275,10 @@ class Emulator:
         try:
             client_key = self._authorize(request.headers.get("Authorization", ""))
             self._spend_quota(client_key, request.path)
+            if faults.oversized_answer and request.path == api.VIDEO_QUERY_PATH:
+                return _oversized(faults.oversized_answer)
             if faults.rate_limit_per_second and self._rate_limited():
-                headers = {"Retry-After": str(faults.rate_limit_retry_after)} if faults.rate_limit_retry_after else None
+                headers = self._retry_after()
                 error = ApiError(
                     429, api.RATE_LIMIT_EXCEEDED, "The API rate limit was exceeded. Please try again later."
                 )
@@ -326,6 +331,14 @@ class Emulator:
         envelope = self._envelope(data, api.OK, "ok.")
         envelope["error"]["http_status_code"] = 200
         return self._json(200, envelope)
+
+    def _retry_after(self) -> dict[str, str] | None:
+        seconds = self.faults.rate_limit_retry_after
+        if not seconds:
+            return None
+        if self.faults.retry_after_as_date:
+            return {"Retry-After": format_datetime(datetime.fromtimestamp(self.now() + seconds, UTC), usegmt=True)}
+        return {"Retry-After": str(seconds)}
 
     def _authorize(self, header: str) -> str:
         scheme, _, token = header.partition(" ")
@@ -490,6 +503,8 @@ class Emulator:
         page = thread[cursor : cursor + max_count]
         next_cursor = cursor + len(page)
         comments = [self._served(comment, wanted) for comment in page if not self.corpus.comment_gone(comment)]
+        if comments and self.faults.hostile_values:  # the first of each page, as a broken server sends it
+            comments[0] = {**comments[0], "like_count": "many", "create_time": "yesterday"}
         return 200, {"comments": comments, "cursor": next_cursor, "has_more": next_cursor < len(thread)}
 
     def _user(self, payload: dict[str, Any]) -> str:
@@ -603,6 +618,28 @@ class Emulator:
 
 
 _search_ids = itertools.count(7_354_367_454_467_855_403 + secrets.randbelow(10**9) * 10**6, 7919)
+
+
+@functools.cache
+def _bomb() -> bytes:
+    """A JSON answer of 256 MB, gzip-compressed to about a quarter of a MB (made once)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip format
+    head = b'{"data": {"videos": [], "cursor": 0, "has_more": false, "padding": "'
+    parts = [compressor.compress(head)]
+    block = b" " * (1 << 20)
+    parts += [compressor.compress(block) for _ in range(256)]
+    parts.append(compressor.compress(b'"}, "error": {"code": "ok", "message": ""}}'))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def _oversized(how: str) -> web.Response:
+    if how == "gzip":
+        return web.Response(body=_bomb(), content_type="application/json", headers={"Content-Encoding": "gzip"})
+    padding = b" " * (64 << 20)
+    return web.Response(
+        body=b'{"data": {"videos": [], "padding": "' + padding + b'"}}', content_type="application/json"
+    )
 
 
 def _search_id() -> str:

@@ -69,4 +69,9 @@ class LedgerFeeds:
             # Scrapy would log this handler's exception and exit 0: the exit status must say it
             message = f"could not write {path}: {error}"
             self.crawler.stats.set_value("tiktok/write_failed", message)
-            logger.error("%s. The records are safe in the ledger: fix this and run the same command.", message)
+            if isinstance(error, sqlite3.DatabaseError) and "malformed" in str(error):
+                logger.error(
+                    "%s: the ledger is damaged; restore it from a backup, or use another TIKTOK_DATA_DIR.", message
+                )
+            else:
+                logger.error("%s. The records are safe in the ledger: fix this and run the same command.", message)

@@ -40,6 +40,8 @@ NEXT_STEP = {
     "write_failed": "STOPPED: a file could not be written (see the error above); what was collected is safe in "
     "the ledger: fix it and run the same command again.",
     "purge_held": "HELD: nothing was purged (see the error above): confirm the purge, or check again.",
+    "api_asked_to_wait": "STOPPED: the API asked to wait longer than TIKTOK_MAX_RETRY_AFTER (see the error "
+    "above); run the same command again later to continue.",
 }
 
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from tiktok_spiders import api
 from tiktok_spiders.middlewares import is_api_request
-from tiktok_spiders.stopping import wait_unless_stopping
+from tiktok_spiders.stopping import check_retry_after, wait_unless_stopping
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -64,7 +64,7 @@ class PaceMiddleware:
         loop = asyncio.get_running_loop()
         # re-checked after every sleep: the pause or the rate may have changed meanwhile
         while (wait := max(self.resume_at, self.last_sent_at + self.interval) - loop.time()) > 0:
-            await wait_unless_stopping(self.crawler, wait)
+            await wait_unless_stopping(self.crawler, wait, "the API's rate limit was reached")
         self.last_sent_at = request.meta[SENT_AT] = loop.time()
         self.recently_sent.append(self.last_sent_at)
 
@@ -106,6 +106,8 @@ class PaceMiddleware:
             self.interval = min(self.backoff_max, halved)
         self.streak += 1
         pause = api.retry_after(response)
+        if pause is not None:
+            check_retry_after(self.crawler, pause)  # past TIKTOK_MAX_RETRY_AFTER: the crawl stops
         if pause is None:
             pause = api.backoff(self.streak - 1, self.backoff_base, self.backoff_max)
         self.paused_at, self.resume_at = now, max(self.resume_at, now + pause)

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from scrapy import signals
-from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.httpobj import urlparse_cached
 
 from tiktok_spiders import api, clock
@@ -38,11 +37,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class QuotaExhausted(IgnoreRequest):
+class QuotaExhausted(CrawlStopping):
     """Not sent (or refused) because today's quota is spent; the page stays open."""
 
 
-class NoRoomToStore(IgnoreRequest):
+class NoRoomToStore(CrawlStopping):
     """Not sent: the data directory's disk is (nearly) full; the page stays open."""
 
 

@@ -19,7 +19,7 @@ from scrapy.utils.misc import load_object
 
 from tiktok_spiders import api
 from tiktok_spiders.middlewares import is_api_request
-from tiktok_spiders.stopping import wait_unless_stopping
+from tiktok_spiders.stopping import check_retry_after, wait_unless_stopping
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -60,6 +60,7 @@ class ApiRetryMiddleware:
 
     def backoff(self, request: Request, response: Response | None = None) -> float:
         if response is not None and (wait := api.retry_after(response)) is not None:
+            check_retry_after(self.crawler, wait)  # past TIKTOK_MAX_RETRY_AFTER: the crawl stops
             return wait
         attempt = request.meta.get("retry_times", 0)
         return api.backoff(attempt, self.backoff_base, self.backoff_max)
@@ -74,7 +75,8 @@ class ApiRetryMiddleware:
             stats_base_key="tiktok/retry",
         )
         if retry is not None:
-            await wait_unless_stopping(self.crawler, self.backoff(request, response))
+            why = f"the API answered {reason.replace('_', ' ')}; trying again (retry {retry.meta['retry_times']})"
+            await wait_unless_stopping(self.crawler, self.backoff(request, response), why)
         return retry
 
     async def process_response(self, request: Request, response: Response) -> Request | Response:

@@ -31,7 +31,7 @@ from tiktok_spiders.feeds import SeedFileError, check_feed, read_values
 from tiktok_spiders.items import UnavailableUser, known_fields
 from tiktok_spiders.kinds import kind_of
 from tiktok_spiders.ledger import Ledger, LedgerWriteError
-from tiktok_spiders.stopping import stop_crawl
+from tiktok_spiders.stopping import CrawlStopping, is_stopping, stop_crawl
 from tiktok_spiders.token import TokenUnavailable
 
 if TYPE_CHECKING:
@@ -302,8 +302,10 @@ class ApiSpider(Spider):
                 reason += f" redirect to {location or '?'} (the API does not redirect: check TIKTOK_API_BASE_URL)"
         elif failure.check(TokenUnavailable):
             reason = str(failure.value)
-        elif failure.check(IgnoreRequest):
+        elif failure.check(CrawlStopping) or (failure.check(IgnoreRequest) and is_stopping(self.crawler)):
             return []  # stopped (quota, credentials, Ctrl-C): the seed stays open for the next run
+        elif failure.check(IgnoreRequest):  # refused by Scrapy, e.g. an answer larger than the API's pages can be
+            reason = str(failure.value)
         else:
             reason = f"{type(failure.value).__name__}: {failure.value}"
         return self.fail(seed, reason)

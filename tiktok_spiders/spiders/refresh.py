@@ -179,7 +179,8 @@ class RefreshSpider(ApiSpider):
     async def _poll_later(self, seed: str, task: Task, polls: int) -> list[Any]:
         first = self.settings.getfloat("TIKTOK_COMPLIANCE_POLL_SECONDS")
         try:
-            await wait_unless_stopping(self.crawler, min(first * 2**polls, MAX_POLL_WAIT))
+            why = f"compliance task {task.seed} is processing; asking again then"
+            await wait_unless_stopping(self.crawler, min(first * 2**polls, MAX_POLL_WAIT), why)
         except CrawlStopping:
             return []  # the task's id is kept: the next run polls it
         return [self.status_request(seed, task, polls)]

@@ -48,6 +48,20 @@ def parse_date(name: str, value: str | None) -> date:
     raise BadArgument(f"{name} {value!r} is not a date (use YYYY-MM-DD or YYYYMMDD)")
 
 
+#: The API's videos begin with TikTok's (its Chinese twin Douyin opened in September 2016); a range
+#: that ends more than a year from now is a typo, not a study (``9999-12-31``).
+FIRST_DAY = date(2016, 9, 1)
+FUTURE_DAYS = 366
+
+
+def check_range(start: date, end: date) -> None:
+    if start < FIRST_DAY:
+        raise BadArgument(f"start_date {start} is before {FIRST_DAY}: the API has no videos that old")
+    latest = clock.today() + timedelta(days=FUTURE_DAYS)
+    if end > latest:
+        raise BadArgument(f"end_date {end} is more than a year from today ({clock.today()}): check the date")
+
+
 def load_query(value: str) -> dict[str, Any]:
     """The ``query`` argument: a path to a JSON file, or inline JSON."""
     text = value
@@ -113,6 +127,7 @@ class VideosSpider(ApiSpider):
         self.end_date = parse_date("end_date", end_date)
         if self.end_date < self.start_date:
             raise BadArgument(f"end_date {self.end_date} is before start_date {self.start_date}")
+        check_range(self.start_date, self.end_date)
         try:
             self.window_days = int(window_days)
         except ValueError:
