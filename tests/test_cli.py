@@ -245,3 +245,48 @@ def test_dotenv_configures_and_the_environment_and_s_win(emulator: Emulator, tmp
         f"TIKTOK_DATA_DIR={tmp_path / 'from-s'}",
     )
     assert command_line.returncode == 0 and (tmp_path / "from-s" / "users.jsonl").exists()
+
+
+def test_a_misspelled_setting_is_exit_2_and_spends_nothing(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    env = cli_env(fresh_emulator, tmp_path / "data")
+    args = ("crawl", "videos", *spider_args(VIDEO_ARGS))
+    typo = scrapy_cli(tmp_path, env, *args[:2], "-s", "TIKTOK_DAILY_REQEST_LIMIT=2", *args[2:])
+    assert_one_line_error(
+        typo, "-s TIKTOK_DAILY_REQEST_LIMIT: there is no such setting (did you mean TIKTOK_DAILY_REQUEST_LIMIT?)"
+    )
+    assert fresh_emulator.usage().requests == 0 and not (tmp_path / "data").exists()
+    # in .env or the environment only the known names are read: a typo there is a warning, once
+    (tmp_path / ".env").write_text("TIKTOK_DATADIR=elsewhere\n", encoding="utf-8")
+    done = scrapy_cli(tmp_path, {**env, "TIKTOK_DAILY_REQEST_LIMIT": "2"}, *args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    warnings = [line for line in done.stderr.splitlines() if "is not a setting" in line]
+    assert warnings == [
+        "warning: TIKTOK_DAILY_REQEST_LIMIT in the environment is not a setting, and is ignored "
+        "(did you mean TIKTOK_DAILY_REQUEST_LIMIT?)",
+        "warning: TIKTOK_DATADIR in .env is not a setting, and is ignored (did you mean TIKTOK_DATA_DIR?)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ("crawl", "videos", "--hashtags=climate"),
+            "unknown option --hashtags=climate for scrapy crawl: spider arguments are given as -a name=value",
+        ),
+        (
+            ("crawl", "videos", "-a", "hashtag=climate"),
+            "unknown argument 'hashtag' for spider videos (did you mean hashtags?",
+        ),
+        (("study", "x.toml", "--fressh"), "unknown option --fressh for scrapy study"),
+        (("tables", "--formt", "csv"), "unknown option --formt for scrapy tables"),
+        (("refresh", "--confirm_purge"), "unknown option --confirm_purge for scrapy refresh"),
+        (("report", "--ouput", "x.html"), "unknown option --ouput for scrapy report"),
+    ],
+)
+def test_a_typo_on_the_command_line_is_named_in_one_line(
+    emulator: Emulator, tmp_path: Path, args: tuple, said: str
+) -> None:
+    done = scrapy_cli(tmp_path, cli_env(emulator, tmp_path / "data"), *args)
+    assert_one_line_error(done, said)
+    assert not (tmp_path / "data").exists()

@@ -137,6 +137,9 @@ def assert_purged_exactly(study: Study, data_dir: Path) -> None:
             assert study.secret.encode() not in data, f"{path} holds a purged comment's text"
             assert study.author.encode() not in data, f"{path} names the purged account"
             assert not path.name.endswith(".partial"), f"{path} left behind"
+            if path.suffix in (".csv", ".jsonl", ".json", ".html", ".log", ".md"):  # ids written as text
+                for video_id in study.deleted["videos"]:
+                    assert str(video_id).encode() not in data, f"{path} names purged video {video_id}"
     manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
     assert "purge_unfinished" not in manifest, manifest.get("purge_unfinished")
     with sqlite3.connect(data_dir / FILENAME) as db:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -170,3 +173,36 @@ def test_the_apis_text_is_drawn_as_written_never_as_math(emulator: Emulator, tmp
     assert not page.fetched and "<script>alert" not in text
     for label in ("$x^$", r"$\alpha$", "&lt;script&gt;alert(1)&lt;/script&gt;", "a&amp;b"):
         assert label in text, f"{label} is not drawn as written"
+
+
+def test_a_hole_in_the_data_is_drawn_as_zeros_and_marked_never_as_a_trend(
+    fresh_emulator: Emulator, tmp_path: Path
+) -> None:
+    """Ten days without videos (an outage, a purge), a window that failed and one never collected."""
+    corpus = fresh_emulator.corpus
+    hole = (date(2024, 1, 11), date(2024, 1, 20))
+    corpus.delete(videos=[v["id"] for v in corpus.window(*hole)])
+    data_dir = tmp_path / "data"
+    env = cli_env(fresh_emulator, data_dir, TIKTOK_RETRY_TIMES="0", TIKTOK_DAILY_REQUEST_LIMIT="5")
+    fresh_emulator.faults.outage_requests = 1  # the first page asked fails, and is not asked again
+    study = {"hashtags": "climate", "start_date": "2024-01-01", "end_date": "2024-01-30", "window_days": "5"}
+    done = scrapy_cli(tmp_path, env, "crawl", "videos", *[p for k, v in study.items() for p in ("-a", f"{k}={v}")])
+    assert done.returncode == 1, done.stderr[-2000:]  # one window failed, the quota stopped the rest
+    page, text = report_of(data_dir, fresh_emulator)
+    assert page.sections == list(SECTIONS)
+    with (data_dir / "report-data" / "videos_per_day.csv").open(encoding="utf-8") as handle:
+        days = list(csv.DictReader(handle))
+    assert [row["day"] for row in days] == [(date(2024, 1, 1) + timedelta(days=n)).isoformat() for n in range(30)]
+    videos = read_jsonl(data_dir / "videos.jsonl")
+    for row in days:  # every day's count is what the feed holds, zero days included
+        day = date.fromisoformat(row["day"])
+        stamp = [v for v in videos if datetime.fromtimestamp(v["create_time"], UTC).date() == day]
+        assert int(row["videos"]) == len(stamp), row
+    states = Counter(row["state"] for row in days)
+    assert states["failed"] == 5 and states["not collected"] >= 5, states
+    collected_in_hole = [row for row in days if hole[0] <= date.fromisoformat(row["day"]) <= hole[1]]
+    assert all(row["videos"] == "0" for row in collected_in_hole), "the hole is zeros"
+    assert "days failed" in text and "days not collected" in text, "the figure's legend marks them"
+    assert "days collected</td>" in text and "days failed</td>" in text, "the completeness section counts them"
+    for name in ("completeness", "requests_per_day", "videos_by_view_count"):
+        assert (data_dir / "report-data" / f"{name}.csv").is_file()

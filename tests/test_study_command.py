@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MONTH_DATES, STUDY_QUERY, cli_env, read_jsonl, request_log, scrapy_cli
+from tests.conftest import (
+    MONTH_DATES,
+    STUDY_QUERY,
+    assert_one_line_error,
+    cli_env,
+    read_jsonl,
+    request_log,
+    scrapy_cli,
+)
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
 
@@ -145,3 +153,27 @@ def test_ctrl_c_stops_the_running_stage_and_the_same_command_finishes_the_study(
     assert sorted(row["id"] for row in read_jsonl(tmp_path / "data" / "comments.jsonl")) == sorted(
         comment["id"] for comment in comments
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('[study]\nstages = ["videos"]\ndatadir = "x"\n', "unknown key 'datadir' in [study] (did you mean data_dir?"),
+        (
+            '[study]\nstages = ["videos"]\n[videos]\nhashtag = "climate"\n',
+            "unknown argument 'hashtag' for spider videos (did you mean hashtags?",
+        ),
+        (
+            '[study]\nstages = ["comments"]\n[comments]\nmin_coments = 2\n',
+            "unknown argument 'min_coments' for spider comments (did you mean min_comments?",
+        ),
+    ],
+)
+def test_a_misspelled_key_of_a_study_file_is_exit_2_and_spends_nothing(
+    fresh_emulator: Emulator, tmp_path: Path, text: str, said: str
+) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text(text, encoding="utf-8")
+    done = scrapy_cli(tmp_path, cli_env(fresh_emulator, tmp_path / "data"), "study", str(study))
+    assert_one_line_error(done, said)
+    assert fresh_emulator.usage().requests == 0 and not (tmp_path / "data").exists()

@@ -8,29 +8,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from scrapy.utils.defer import deferred_f_from_coro_f
 
-from tests.conftest import STUDY_ARGS, cli_env, crawl, read_jsonl, scrapy_cli, settings_for
+from tests.conftest import STUDY_ARGS, cli_env, read_jsonl, scrapy_cli, spider_args
 from tiktok_spiders import codebook, table_writer, tables
 from tiktok_spiders.emulator import Emulator
-from tiktok_spiders.spiders.comments import CommentsSpider
-from tiktok_spiders.spiders.users import UsersSpider
-from tiktok_spiders.spiders.videos import VideosSpider
+from tiktok_spiders.kinds import KINDS
 
 pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("tables")
-
-
-@deferred_f_from_coro_f
-async def test_collect_a_study_to_tabulate(emulator: Emulator, study_dir: Path) -> None:
-    settings = settings_for(emulator, study_dir, TIKTOK_COMMENT_CAP=100)  # 6,334 comments: enough to join
-    for spidercls, arguments in ((VideosSpider, STUDY_ARGS), (CommentsSpider, {}), (UsersSpider, {})):
-        crawler = await crawl(spidercls, settings, **arguments)
-        assert crawler.stats.get_value("finish_reason") == "finished"
+def study_dir(tmp_path_factory: pytest.TempPathFactory, emulator: Emulator) -> Path:
+    """A study to tabulate: videos, comments (capped at 100 a video: 6,334, enough to join), users."""
+    study_dir = tmp_path_factory.mktemp("tables")
+    env = cli_env(emulator, study_dir, TIKTOK_COMMENT_CAP="100", TIKTOK_DAILY_REQUEST_LIMIT="100000")
+    for command in (("crawl", "videos", *spider_args(STUDY_ARGS)), ("crawl", "comments"), ("crawl", "users")):
+        done = scrapy_cli(study_dir, env, *command)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return study_dir
 
 
 def test_feeds_load_with_the_documented_dtypes_from_any_format(study_dir: Path) -> None:
@@ -213,3 +208,64 @@ def test_the_codebook_covers_every_column_and_is_the_one_in_docs() -> None:
     assert codebook.meaning("users", "username")[0] == codebook.PROJECT
     docs = Path(__file__).resolve().parent.parent / "docs" / "codebook.md"
     assert docs.read_text(encoding="utf-8") == codebook.markdown(), "run: python -m tiktok_spiders.codebook"
+
+
+def test_the_duckdb_views_are_the_tables_column_for_column_all_typed_all_in_the_codebook(
+    emulator: Emulator, study_dir: Path, tmp_path: Path
+) -> None:
+    import duckdb
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "t"
+    env = cli_env(emulator, study_dir)
+    for fmt in ("parquet", "duckdb"):
+        assert scrapy_cli(tmp_path, env, "tables", "--format", fmt, "--output-dir", str(out)).returncode == 0
+    with duckdb.connect(str(out / "study.duckdb"), read_only=True) as database:
+        described = {
+            name: database.execute(f'DESCRIBE "{name}"').fetchall()
+            for (name,) in database.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+    assert {"videos_with_authors", "comments_with_videos"} <= set(described), "the views of videos and comments"
+    for view, table in table_writer.DUCKDB_VIEWS.items():
+        if view in described:
+            schema = pq.read_schema(out / f"{table}.parquet")
+            assert [row[0] for row in described[view]] == schema.names, f"{view} is not {table}.parquet"
+    for name, columns in described.items():
+        table = table_writer.DUCKDB_VIEWS.get(name, name)
+        for column, sql_type, *_ in columns:
+            assert sql_type != "NULL", f"{name}.{column} has no type"
+            assert codebook.documents(table, column), f"the codebook does not say what {name}.{column} is"
+    for path in out.glob("*.parquet"):
+        for field in pq.read_schema(path):
+            assert str(field.type) != "null", f"{path.name}: {field.name} has no type"
+            assert codebook.documents(path.stem, field.name), (
+                f"the codebook does not say what {path.stem}.{field.name} is"
+            )
+
+
+def test_every_csv_read_with_the_readmes_recipe_holds_every_id_exactly(
+    emulator: Emulator, study_dir: Path, tmp_path: Path
+) -> None:
+    """The README's pandas recipe, run as written, on every CSV table and feed."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    recipe = readme.split("```python\nimport pandas as pd   # every id")[1].split("videos = pd.read_csv")[0]
+    namespace: dict = {}
+    exec("import pandas as pd   # every id" + recipe, namespace)  # noqa: S102 - the README's own lines
+    ids = namespace["IDS"]
+    assert set(ids) == {field for kind in KINDS.values() for field in kind.id_fields}, "every id column named"
+    out = tmp_path / "t"
+    assert (
+        scrapy_cli(
+            tmp_path, cli_env(emulator, study_dir), "tables", "--format", "csv", "--output-dir", str(out)
+        ).returncode
+        == 0
+    )
+    files = [*out.glob("*.csv"), *study_dir.glob("*.csv")]
+    assert {path.stem for path in files} >= {"videos", "comments", "users"}
+    for path in files:
+        frame = namespace["pd"].read_csv(path, dtype=ids)
+        feed = read_jsonl(study_dir / f"{path.stem}.jsonl")
+        for column in (c for c in ids if c in frame.columns):
+            assert frame[column].dtype == "Int64", (path, column)
+            read = [None if value is pd.NA else int(value) for value in frame[column]]
+            assert read == [record.get(column) for record in feed], f"{path.name}: {column} is not what the API sent"

@@ -191,8 +191,11 @@ async def test_a_token_endpoint_that_gives_no_token_stops_the_crawl_with_its_rea
     crawler = await crawl(VideosSpider, hostile_settings(hostile, tmp_path), **ONE_WINDOW)
     assert crawler.stats.get_value("finish_reason") == "token_unavailable"
     assert hostile.research_requests == 0
-    why = failure_reason(tmp_path)
+    why = crawler.stats.get_value("tiktok/token/unavailable")
     assert said in why and "clt." not in why
+    ledger = Ledger(tmp_path)
+    assert ledger.failed_seeds("videos") == [], "no page was asked: the window is open, not failed"
+    ledger.close()
 
 
 def test_nothing_listening_fails_within_a_minute_with_one_line(tmp_path: Path) -> None:

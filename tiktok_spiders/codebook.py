@@ -138,6 +138,19 @@ def feeds() -> list[tuple[str, type]]:
     return [(kind.feed, kind.item_class) for kind in KINDS.values()]
 
 
+def documents(table: str, column: str) -> bool:
+    """Whether the codebook says what ``column`` of ``table`` (a feed, or the table ``tables`` writes) means."""
+    try:
+        meaning(table, column)
+        return True
+    except KeyError:
+        pass
+    for added, _ in TABLE_COLUMNS.get(table, []):
+        if added == column or (added.endswith("*") and column.startswith(added[:-1])):
+            return True
+    return False
+
+
 def meaning(feed: str, name: str) -> tuple[str, str]:
     """``(source, meaning)`` of a field of a feed; KeyError when the codebook lacks it."""
     if (feed, name) in MEANINGS:
@@ -166,6 +179,20 @@ def markdown() -> str:
             lines.append(f"| `{field.name}` | {kind} | {source} | {text} |")
         for column, text in TABLE_COLUMNS.get(feed, []):
             lines.append(f"| `{column}` | | project (tables only) | {text} |")
+    from tiktok_spiders.table_writer import DUCKDB_VIEWS
+
+    lines += [
+        "",
+        "## Views of `study.duckdb`",
+        "",
+        "`tiktok-spiders tables --format duckdb` writes every feed as a table of the same name, unjoined, and",
+        "these views, each the joined table exactly as the Parquet and CSV files hold it (the same columns, in",
+        "the same order: the feed's, then those the tables add, above):",
+        "",
+        "| view | is |",
+        "|---|---|",
+    ]
+    lines += [f"| `{view}` | `{table}` joined, as `{table}.parquet` |" for view, table in DUCKDB_VIEWS.items()]
     return "\n".join(lines) + "\n"
 
 

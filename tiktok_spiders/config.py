@@ -8,14 +8,22 @@ the setting or path, exit status 2, and nothing written.
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from dotenv import dotenv_values, find_dotenv
 
 from tiktok_spiders.feeds import feed_formats
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
+
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -54,8 +62,40 @@ BOOLEAN = (
 )
 
 
+def known_settings() -> list[str]:
+    """Every ``TIKTOK_*`` setting there is: those ``settings.py`` defines."""
+    import tiktok_spiders.settings as project  # already imported by every command: it is the settings module
+
+    return sorted(name for name in vars(project) if name.startswith("TIKTOK_"))
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+_warned: set[str] = set()
+
+
+def check_names(settings: BaseSettings) -> None:
+    """A ``TIKTOK_*`` setting that does not exist is a typo: given with ``-s`` (a setting of its own,
+    then) it is a :class:`ConfigError` before anything is spent; in ``.env`` or the environment
+    (which only the known names are read from) a warning, once."""
+    known = known_settings()
+    for name in sorted(settings.attributes):
+        if name.startswith("TIKTOK_") and name not in known:
+            raise ConfigError(f"-s {name}: there is no such setting{did_you_mean(name, known)}")
+    dotenv = dotenv_values(find_dotenv(usecwd=True)) if find_dotenv(usecwd=True) else {}
+    for name in sorted({*os.environ, *dotenv}):
+        if name.startswith("TIKTOK_") and name not in known and name not in _warned:
+            _warned.add(name)
+            where = ".env" if name in dotenv else "the environment"
+            logger.warning("%s in %s is not a setting, and is ignored%s", name, where, did_you_mean(name, known))
+
+
 def check_settings(settings: BaseSettings) -> None:
-    """Every numeric and boolean setting readable and in range, the feed formats known."""
+    """Every name a setting, every numeric and boolean setting readable and in range, the feed formats known."""
+    check_names(settings)
     for name, (getter, smallest, exclusive) in NUMERIC.items():
         try:
             value = getattr(settings, getter)(name)

@@ -41,6 +41,7 @@ FIXED_NAMES = (
     LOCK_FILENAME,
     "manifest.json",
     "report.html",
+    "report-data",
     "logs",
     "tables",
     ".tables-staging",

@@ -299,17 +299,20 @@ class Purge:
         return said
 
     def _step_report(self) -> str:
+        from tiktok_spiders.files import remove_tree
+        from tiktok_spiders.report import data_dir_of, write_report
+
         path = self.data_dir / "report.html"
         if not path.exists():
+            remove_tree(data_dir_of(path))  # the numbers of a report that is gone hold ids too
             return ""
-        from tiktok_spiders.report import write_report
-
         try:
             write_report(self.data_dir, self.settings, path)
         except Exception as error:  # the report failed: it goes rather than keep what was purged
             path.unlink()
-            return f"removed report.html ({error}): write it again with tiktok-spiders report"
-        return "rewrote report.html"
+            remove_tree(data_dir_of(path))
+            return f"removed report.html ({error}): write it again with {command('report')}"
+        return "rewrote report.html and the numbers behind its plots"
 
     def _step_logs(self) -> str:
         tokens = {token for (token,) in self.db.execute("SELECT token FROM purge_tokens")}

@@ -139,6 +139,9 @@ SCRAPER_SLOT_MAX_ACTIVE_SIZE = 1_000_000
 # tasks per callback output; at its default of 100 that cost the comments stage about a
 # quarter of its time (measured without latency: ~10 s, now ~7 s; docs/scrapy-internals.md).
 CONCURRENT_ITEMS = 1
+# "Gave up retrying" goes to the run log: the page's failure (or the missing token) is said once, by
+# the spider (or the token middleware), not twice on the terminal.
+RETRY_GIVE_UP_LOG_LEVEL = "INFO"
 # The API can take minutes (504 after ~4 min); give it that long.
 DOWNLOAD_TIMEOUT = 300
 # No answer of the API is larger than a few MB (middlewares/size.py bounds each endpoint's, also after

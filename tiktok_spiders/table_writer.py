@@ -226,26 +226,29 @@ class StudyDatabase:
         finally:
             self.connection.unregister("incoming")
 
-    def sql(self, name: str, joined: bool = True) -> str:
+    def sql(self, name: str, joined: bool = True, within: set[str] | None = None, with_row: bool = True) -> str:
         """The query of a table, with each row's feed order in ``_row``: the feed, or
-        (``joined``) with what the study knows of it, as :func:`tables.study_tables` joins them."""
+        (``joined``) with what the study knows of it, as :func:`tables.study_tables` joins them;
+        ``within`` the tables it may join (default: all staged), ``with_row`` false for a view of
+        an output database (whose tables have no ``_row``)."""
         if not joined:
             return f"SELECT * FROM {_quote(name)}"
+        staged = self.columns if within is None else {t: c for t, c in self.columns.items() if t in within}
         columns = self.columns[name]
         added: dict[str, str] = {}  # the joined columns, by name: their expressions
         joins: list[str] = []
         if name == "videos":
             added["url"] = _URL.format(username="t.username", id="t.id")
-            if "users" in self.columns and "username" in columns:
-                authors = [c for c in self.columns["users"] if c != "username"]
+            if "users" in staged and "username" in columns:
+                authors = [c for c in staged["users"] if c != "username"]
                 added |= {f"author_{c}": f"u.{_quote(c)}" for c in authors}
                 joins.append("LEFT JOIN users u ON t.username = u.username")
-        if name == "replies" and "comments" in self.columns and "parent_comment_id" in columns:
-            parent = [c for c in ("text", "display_name", "like_count", "create_time") if c in self.columns["comments"]]
+        if name == "replies" and "comments" in staged and "parent_comment_id" in columns:
+            parent = [c for c in ("text", "display_name", "like_count", "create_time") if c in staged["comments"]]
             added |= {f"parent_{c}": f"p.{_quote(c)}" for c in parent}
             joins.append("LEFT JOIN comments p ON t.parent_comment_id = p.id")
-        if name in ("comments", "replies") and "videos" in self.columns and "video_id" in columns:
-            video = self.columns["videos"]
+        if name in ("comments", "replies") and "videos" in staged and "video_id" in columns:
+            video = staged["videos"]
             if "username" in video:
                 added["video_username"] = "v.username"
             added["video_url"] = _URL.format(username="v.username", id="v.id")
@@ -253,7 +256,10 @@ class StudyDatabase:
                 added["video_create_time"] = "v.create_time"
             joins.append("LEFT JOIN videos v ON t.video_id = v.id")
         # a table read back (--inputs) may hold joined columns already: made again, in their place, once
-        select = ["t._row", *(f"{added.pop(c)} AS {_quote(c)}" if c in added else f"t.{_quote(c)}" for c in columns)]
+        select = [
+            *(["t._row"] if with_row else []),
+            *(f"{added.pop(c)} AS {_quote(c)}" if c in added else f"t.{_quote(c)}" for c in columns),
+        ]
         select += [f"{expression} AS {_quote(column)}" for column, expression in added.items()]
         return f"SELECT {', '.join(select)} FROM {_quote(name)} t {' '.join(joins)}"
 
@@ -292,7 +298,11 @@ class StudyDatabase:
                     text.add(column)
                 if len(shapes[column]) > 1:
                     text.add(column)
-        return {column: None if column in text else found.get(column, pa.null()) for column in json_columns}
+        # a column with no value at all has no type to find: JSON text, a type still (never NULL)
+        return {
+            column: None if column in text or pa.types.is_null(found.get(column, pa.null())) else found[column]
+            for column in json_columns
+        }
 
 
 _URL = (
@@ -401,24 +411,9 @@ def _write_duckdb_table(
 #: The tables a joined table takes columns from.
 NEEDS = {"videos": ("users",), "comments": ("videos",), "replies": ("comments", "videos")}
 
-#: Views of a DuckDB study: each joins tables the study holds (the names are its feeds).
-DUCKDB_VIEWS = {
-    "videos_with_authors": (
-        ("videos", "users"),
-        "SELECT v.*, u.display_name AS author_display_name, u.follower_count AS author_follower_count, "
-        "u.is_verified AS author_is_verified FROM videos v LEFT JOIN users u USING (username)",
-    ),
-    "comments_with_videos": (
-        ("comments", "videos"),
-        "SELECT c.*, v.username AS video_username, v.create_time AS video_create_time "
-        "FROM comments c LEFT JOIN videos v ON c.video_id = v.id",
-    ),
-    "replies_with_comments": (
-        ("replies", "comments", "videos"),
-        "SELECT r.*, c.text AS parent_text, c.like_count AS parent_like_count, v.username AS video_username "
-        "FROM replies r LEFT JOIN comments c ON r.parent_comment_id = c.id LEFT JOIN videos v ON r.video_id = v.id",
-    ),
-}
+#: Views of a DuckDB study, each the table of that name as ``tables`` writes it joined (the same query:
+#: the same columns as ``videos.parquet``, ``comments.parquet``, ``replies.parquet``).
+DUCKDB_VIEWS = {"videos_with_authors": "videos", "comments_with_videos": "comments", "replies_with_comments": "replies"}
 
 
 def stage_study(study: StudyDatabase, feeds: dict[str, Path], names: Iterable[str]) -> None:
@@ -467,9 +462,10 @@ def write_database(
                 query = study.sql(name, joined=False)
                 chunks = _written(study, name, query, select)
                 written[name] = _write_duckdb_table(database, name, chunks, study.json_types(query))
-            for view, (needs, query) in DUCKDB_VIEWS.items():
-                if all(name in written for name in needs):
-                    database.execute(f'CREATE VIEW "{view}" AS {query}')
+            for view, table in DUCKDB_VIEWS.items():
+                if table in written:  # joined with whatever else the database holds, as the table files are
+                    joined = study.sql(table, within=set(written), with_row=False)
+                    database.execute(f"CREATE VIEW {_quote(view)} AS {joined}")
     return written
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from scrapy.exceptions import IgnoreRequest
-
 from tiktok_spiders.stopping import CrawlStopping
 
 if TYPE_CHECKING:
@@ -27,8 +25,9 @@ class CredentialsRejected(CrawlStopping):
     """The API refused the client key and secret: nothing can be collected."""
 
 
-class TokenUnavailable(IgnoreRequest):
-    """No access token could be had (API unreachable, or an answer that is not a token)."""
+class TokenUnavailable(CrawlStopping):
+    """No access token could be had (API unreachable, or an answer that is not a token): the crawl
+    stops, said in one line, and its seeds stay open for the next run."""
 
 
 @dataclass

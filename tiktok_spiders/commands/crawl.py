@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.commands import crawl
 
+from tiktok_spiders.commands import Named
 from tiktok_spiders.datadir import DataDirError, open_data_dir
 from tiktok_spiders.files import LOCK_FILENAME
 from tiktok_spiders.ledger import FILENAME
@@ -40,8 +41,12 @@ def remove_created(data_dir: Path, ledger_existed: bool, dir_existed: bool) -> N
             data_dir.rmdir()
 
 
-class Command(QuietRun, crawl.Command):
+class Command(Named, QuietRun, crawl.Command):
+    option_hint = ": spider arguments are given as -a name=value ({option})"
+
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if self.refused(args):
+            return
         if len(args) != 1:
             super().run(args, opts)
             return

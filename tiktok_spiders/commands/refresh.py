@@ -25,7 +25,11 @@ class Command(crawl.Command):
     def short_desc(self) -> str:
         return "Check every stored record against the API and purge what is no longer available"
 
+    option_hint = ": its arguments are given as -a name=value ({option})"
+
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if self.refused(args):
+            return
         if args:
             raise UsageError(f"{command('refresh')} takes no arguments (the data directory is TIKTOK_DATA_DIR)")
         super().run(["refresh"], opts)

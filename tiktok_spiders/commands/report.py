@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 
 from scrapy.commands import ScrapyCommand
 
+from tiktok_spiders.commands import Named
+
 if TYPE_CHECKING:
     import argparse
 
 
-class Command(ScrapyCommand):
+class Command(Named, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
 
@@ -37,6 +39,8 @@ class Command(ScrapyCommand):
         from tiktok_spiders.table_writer import ctrl_c_stops
 
         assert self.settings is not None
+        if self.refused(args):
+            return
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
         path = Path(opts.output) if opts.output else data_dir / "report.html"
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import gc
 import hashlib
 import json
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from tiktok_spiders.commands import Named
 from tiktok_spiders.datadir import DataDirError, open_data_dir
 from tiktok_spiders.kinds import kinds_of, unavailable_kind
 from tiktok_spiders.ledger import DONE, FILENAME, Ledger
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
     from scrapy.spiderloader import SpiderLoaderProtocol
 
 STAGE_LEDGER_NAME = "study"
+#: What a study file's [study] section holds; each stage's section holds that spider's arguments.
+STUDY_KEYS = frozenset({"stages", "data_dir"})
 RUNNING = "running"
 
 
@@ -74,6 +78,13 @@ def load_study(path: Path, spider_names: list[str]) -> tuple[list[str], dict[str
     except tomllib.TOMLDecodeError as error:
         raise StudyFileError(f"{path} is not valid TOML: {error}") from None
     study = document.get("study", {})
+    unknown = sorted(set(study) - STUDY_KEYS)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(STUDY_KEYS), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise StudyFileError(
+            f"{path}: unknown key {unknown[0]!r} in [study] ({hint}it takes: {', '.join(sorted(STUDY_KEYS))})"
+        )
     stages = study.get("stages")
     if not isinstance(stages, list) or not stages or not all(isinstance(stage, str) for stage in stages):
         raise StudyFileError(f'{path}: [study] needs stages = ["videos", ...]')
@@ -131,7 +142,7 @@ def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], l
     return "\n".join(lines)
 
 
-class Command(QuietRun, ScrapyCommand):
+class Command(Named, QuietRun, ScrapyCommand):
     requires_project = True
 
     def syntax(self) -> str:
@@ -148,6 +159,8 @@ class Command(QuietRun, ScrapyCommand):
         )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if self.refused(args):
+            return
         if len(args) != 1:
             raise UsageError("give one study file")
         assert self.settings is not None

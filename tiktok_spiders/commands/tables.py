@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from tiktok_spiders.commands import Named
 from tiktok_spiders.feeds import feed_format
 from tiktok_spiders.files import atomic_write, make_dir
 from tiktok_spiders.where import Where, WhereError
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 INTERRUPTED = "interrupted: the files written before are complete, the one being written is not there"
 
 
-class Command(ScrapyCommand):
+class Command(Named, ScrapyCommand):
     requires_project = True
     requires_crawler_process = False
 
@@ -71,6 +72,8 @@ class Command(ScrapyCommand):
         from tiktok_spiders.purge import PurgeUnfinished
 
         assert self.settings is not None
+        if self.refused(args):
+            return
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
         try:
             check_settings(self.settings)

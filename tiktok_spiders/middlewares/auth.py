@@ -109,7 +109,7 @@ class AccessTokenMiddleware:
         except IgnoreRequest:
             raise
         except Exception as error:
-            raise self._give_up(f"{type(error).__name__}: {error}") from None
+            raise self._give_up(f"{type(error).__name__}: {str(error).rstrip('.')}") from None
         try:
             payload = api.answer_json(response)
         except ValueError:
@@ -144,6 +144,7 @@ class AccessTokenMiddleware:
     def _give_up(self, why: str) -> TokenUnavailable:
         """Stop the crawl: without a token no page can be asked."""
         self._unavailable = f"no access token from {self.token_url}: {why}"
+        self.crawler.stats.set_value("tiktok/token/unavailable", self._unavailable)
         logger.error("%s. Check TIKTOK_API_BASE_URL and the network; run the same command again.", self._unavailable)
         stop_crawl(self.crawler, "token_unavailable")
         return TokenUnavailable(self._unavailable)

@@ -11,6 +11,8 @@ with the reason.  A crawl that leaves anything uncollected closes as
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -32,7 +34,6 @@ from tiktok_spiders.items import UnavailableUser, known_fields
 from tiktok_spiders.kinds import kind_of
 from tiktok_spiders.ledger import Ledger, LedgerWriteError
 from tiktok_spiders.stopping import CrawlStopping, is_stopping, stop_crawl
-from tiktok_spiders.token import TokenUnavailable
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -108,11 +109,29 @@ class ApiSpider(Spider):
     #: The data directory's ledger, opened in :meth:`from_crawler`.
     ledger: Ledger
 
+    #: Constructor parameters that subclasses pass each other, not arguments a researcher gives.
+    INTERNAL_PARAMETERS = frozenset({"self", "args", "kwargs", "name", "seed_values", "seed_path", "minimum"})
+    #: Arguments a spider takes through ``**kwargs`` (the videos spider's shortcuts).
+    extra_arguments: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def argument_names(cls) -> list[str]:
+        """The ``-a`` arguments this spider takes (the README's argument table)."""
+        names: set[str] = set(cls.extra_arguments)
+        for klass in cls.__mro__:
+            init = vars(klass).get("__init__")
+            if init is not None:
+                names.update(inspect.signature(init).parameters)
+        return sorted(names - cls.INTERNAL_PARAMETERS)
+
     def __init__(self, *args: Any, fresh: str | bool = False, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - {"name"})
         if unknown:
+            known = self.argument_names()
+            close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
             raise BadArgument(
-                f"unknown argument {unknown[0]!r} for spider {self.name} (see the README's argument table)"
+                f"unknown argument {unknown[0]!r} for spider {self.name} ({hint}it takes: {', '.join(known)})"
             )
         super().__init__(*args, **kwargs)
         self.fresh = as_bool(fresh)
@@ -300,8 +319,6 @@ class ApiSpider(Spider):
             if 300 <= response.status < 400:
                 location = (response.headers.get(b"Location") or b"").decode("latin-1")
                 reason += f" redirect to {location or '?'} (the API does not redirect: check TIKTOK_API_BASE_URL)"
-        elif failure.check(TokenUnavailable):
-            reason = str(failure.value)
         elif failure.check(CrawlStopping) or (failure.check(IgnoreRequest) and is_stopping(self.crawler)):
             return []  # stopped (quota, credentials, Ctrl-C): the seed stays open for the next run
         elif failure.check(IgnoreRequest):  # refused by Scrapy, e.g. an answer larger than the API's pages can be

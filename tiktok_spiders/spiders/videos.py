@@ -108,6 +108,7 @@ class VideosSpider(ApiSpider):
     path = api.VIDEO_QUERY_PATH
     kinds = kinds_of("videos")
     seed_noun = "window"
+    extra_arguments = tuple(SHORTCUTS)
 
     def __init__(
         self,
