@@ -65,7 +65,8 @@ class Faults:
     user_info_answer: str = _switch(
         "",
         "what user info answers on a bad day: error-200 (not found, with HTTP 200), html (a maintenance page), "
-        "other-user (not found, naming another user); empty: the true answer",
+        "other-user (not found, naming another user), rate-limited (429, with --rate-limit-retry-after); "
+        "empty: the true answer",
     )
     deleted_share: float = _switch(0.0, "share of videos, users and comments deleted since collection")
     search_id_ttl: float = _switch(3600.0, "seconds a search id stays valid")

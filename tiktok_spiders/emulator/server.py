@@ -55,6 +55,10 @@ class _Drop(Exception):
     """Close the connection without answering."""
 
 
+class _RateLimited(Exception):
+    """Answer 429 rate_limit_exceeded (with --rate-limit-retry-after)."""
+
+
 class _Html(Exception):
     """Answer with an HTML page (a gateway's or a maintenance page), HTTP 200."""
 
@@ -278,11 +282,7 @@ class Emulator:
             if faults.oversized_answer and request.path == api.VIDEO_QUERY_PATH:
                 return _oversized(faults.oversized_answer)
             if faults.rate_limit_per_second and self._rate_limited():
-                headers = self._retry_after()
-                error = ApiError(
-                    429, api.RATE_LIMIT_EXCEEDED, "The API rate limit was exceeded. Please try again later."
-                )
-                return self._json(429, self._envelope({}, error.code, error.message), headers)
+                return self._rate_limit_answer()
             roll = self._random.random()
             if roll < faults.drop_connection_rate:
                 raise _Drop
@@ -307,6 +307,8 @@ class Emulator:
             status, data = handler(self, _nulls_dropped(payload), fields)
             self.usage(client_key).records += _record_count(data)
             return self._json(status, self._envelope(data, api.INTERNAL_ERROR if status == 500 else api.OK))
+        except _RateLimited:
+            return self._rate_limit_answer()
         except _Html as page:
             return web.Response(status=200, text=str(page), content_type="text/html")
         except ApiError as error:
@@ -331,6 +333,10 @@ class Emulator:
         envelope = self._envelope(data, api.OK, "ok.")
         envelope["error"]["http_status_code"] = 200
         return self._json(200, envelope)
+
+    def _rate_limit_answer(self) -> web.Response:
+        error = ApiError(429, api.RATE_LIMIT_EXCEEDED, "The API rate limit was exceeded. Please try again later.")
+        return self._json(429, self._envelope({}, error.code, error.message), self._retry_after())
 
     def _retry_after(self) -> dict[str, str] | None:
         seconds = self.faults.rate_limit_retry_after
@@ -527,6 +533,8 @@ class Emulator:
             raise _Html(MAINTENANCE_HTML)
         if bad == "other-user":
             raise ApiError(400, api.INVALID_PARAMS, "User someone.else is invalid: cannot find the user")
+        if bad == "rate-limited":
+            raise _RateLimited
         username = self._user(payload)
         return 200, self._served(self.corpus.users[username], wanted)
 
