@@ -177,3 +177,42 @@ def test_a_misspelled_key_of_a_study_file_is_exit_2_and_spends_nothing(
     done = scrapy_cli(tmp_path, cli_env(fresh_emulator, tmp_path / "data"), "study", str(study))
     assert_one_line_error(done, said)
     assert fresh_emulator.usage().requests == 0 and not (tmp_path / "data").exists()
+
+
+#: Two queries of different sizes and shapes: stages and filters as researchers write them.
+PLANNED_STUDIES = {
+    "climate": '[study]\nstages = ["videos", "comments", "replies", "users"]\n'
+    '[videos]\nhashtags = ["climate", "vote"]\nstart_date = "2024-01-01"\nend_date = "2024-01-30"\n'
+    "[replies]\nmin_replies = 2\n",
+    "fyp": '[study]\nstages = ["videos", "comments", "users"]\n[videos]\nhashtags = ["fyp"]\nregions = ["US", "GB"]\n'
+    'start_date = "2024-02-01"\nend_date = "2024-04-15"\nwindow_days = 10\n[comments]\nmin_comments = 1\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANNED_STUDIES))
+def test_a_plan_before_the_first_request_is_within_a_factor_of_two(
+    fresh_emulator: Emulator, tmp_path: Path, name: str
+) -> None:
+    import json
+
+    study = tmp_path / "study.toml"
+    study.write_text(PLANNED_STUDIES[name], encoding="utf-8")
+    env = cli_env(fresh_emulator, tmp_path / "data", TIKTOK_DAILY_REQUEST_LIMIT="100000")
+    done = scrapy_cli(tmp_path, env, "study", str(study), "--plan", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    plan = json.loads(done.stdout.strip().splitlines()[-1])
+    assert plan["pilot_requests"] > 0 and [s["stage"] for s in plan["stages"]] == json.loads(
+        PLANNED_STUDIES[name].split("stages = ")[1].split("\n")[0]
+    )
+    assert all(s["requests"] is not None and s["low"] <= s["requests"] for s in plan["stages"])
+    pilot = sum(1 for entry in request_log(fresh_emulator) if entry["path"] != api.TOKEN_PATH)
+    assert pilot == plan["pilot_requests"] <= 12, "the pilot spends a few requests"
+    again = scrapy_cli(tmp_path, env, "study", str(study), "--plan")
+    assert again.returncode == 0 and "Pilot:" not in again.stdout, "a study begun needs no pilot"
+    done = scrapy_cli(tmp_path, env, "study", str(study))
+    assert done.returncode == 0, done.stderr[-2000:]
+    spent = sum(1 for entry in request_log(fresh_emulator) if entry["path"] != api.TOKEN_PATH)
+    assert 0.5 <= spent / (plan["requests"] + plan["pilot_requests"]) <= 2, (spent, plan)
+    videos = [entry for entry in request_log(fresh_emulator) if entry["path"] == api.VIDEO_QUERY_PATH]
+    asked = [(e["body"]["start_date"], e["body"].get("cursor", 0)) for e in videos if e["status"] == 200]
+    assert len(asked) == len(set(asked)), "no page the pilot fetched is fetched again"

@@ -248,9 +248,9 @@ def test_every_csv_read_with_the_readmes_recipe_holds_every_id_exactly(
 ) -> None:
     """The README's pandas recipe, run as written, on every CSV table and feed."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    recipe = readme.split("```python\nimport pandas as pd   # every id")[1].split("videos = pd.read_csv")[0]
+    recipe = readme.split("```python\nimport pandas as pd")[1].split("videos = pd.read_csv")[0]
     namespace: dict = {}
-    exec("import pandas as pd   # every id" + recipe, namespace)  # noqa: S102 - the README's own lines
+    exec("import pandas as pd" + recipe, namespace)  # noqa: S102 - the README's own lines
     ids = namespace["IDS"]
     assert set(ids) == {field for kind in KINDS.values() for field in kind.id_fields}, "every id column named"
     out = tmp_path / "t"

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from tiktok_spiders import pilot
 from tiktok_spiders.commands import Named
 from tiktok_spiders.datadir import DataDirError, open_data_dir
 from tiktok_spiders.kinds import kinds_of, unavailable_kind
@@ -155,8 +156,14 @@ class Command(Named, QuietRun, ScrapyCommand):
         super().add_options(parser)
         parser.add_argument("--fresh", action="store_true", help="run every stage again from the start")
         parser.add_argument(
-            "--plan", action="store_true", help="say what the study will cost (requests, days of quota) and stop"
+            "--plan",
+            action="store_true",
+            help="say what the study will cost (requests, days of quota) and stop; on a study not begun, "
+            "collect a few of its windows first to estimate the rest (its pilot: at most "
+            f"{pilot.VIDEO_REQUESTS + pilot.COMMENT_REQUESTS} requests, kept for the study)",
         )
+        parser.add_argument("--json", action="store_true", help="with --plan: the plan as one JSON object")
+        parser.add_argument("--no-pilot", action="store_true", help="with --plan: spend nothing, estimate less")
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if self.refused(args):
@@ -176,8 +183,8 @@ class Command(Named, QuietRun, ScrapyCommand):
             spiders = [
                 self._check(loader.load(stage), arguments[stage], later=index > 0) for index, stage in enumerate(stages)
             ]
-            if opts.plan:
-                print(self._plan(stages, spiders, None), flush=True)
+            if opts.plan and (opts.no_pilot or not self._needs_pilot(stages, spiders)):
+                self._print_plan(stages, spiders, None, opts)
                 return
             ledger = open_data_dir(settings)
         except (StudyFileError, BadArgument, DataDirError) as error:
@@ -189,20 +196,20 @@ class Command(Named, QuietRun, ScrapyCommand):
             self.exitcode = 1
             return
         self.start_run_log(settings["TIKTOK_DATA_DIR"], "study")
-        print(self._plan(stages, spiders, ledger), flush=True)
-        outcomes: dict[str, str] = {}
         # handed from stage to stage: one token fetch (one round trip) per study, renewed when due
         self.access_token = AccessToken()
+        if opts.plan:
+            try:
+                spent = self._in_reactor(self._pilot(stages, arguments, spiders, ledger))
+                spiders = [self._check(loader.load(stage), arguments[stage], later=True) for stage in stages]
+                self._print_plan(stages, spiders, ledger, opts, spent)
+            finally:
+                ledger.close()
+            return
+        print(self._plan(stages, spiders, ledger), flush=True)
+        outcomes: dict[str, str] = {}
         try:
-            stages_run = asyncio.get_event_loop().create_task(
-                self._run_stages(stages, arguments, opts.fresh, ledger, outcomes)
-            )
-            stages_run.add_done_callback(stop_reactor)
-            # Ctrl-C stops the running stage cleanly (Scrapy's own signal handling), then the reactor
-            self.crawler_process.start(stop_after_crawl=False)
-            bug = stages_run.exception() if stages_run.done() else None
-            if bug is not None:
-                raise bug  # a bug of ours, not a stage's outcome: show it
+            self._in_reactor(self._run_stages(stages, arguments, opts.fresh, ledger, outcomes))
             for stage, outcome in outcomes.items():
                 if outcome == RUNNING:  # the reactor stopped before the stage's end was seen
                     outcomes[stage] = "stopped (exit 1)"
@@ -216,6 +223,91 @@ class Command(Named, QuietRun, ScrapyCommand):
             ledger.close()
         gc.freeze()  # as in `scrapy crawl`: everything is written, spare the final collection
 
+    def _in_reactor(self, work: Any) -> Any:
+        """Run a coroutine of crawls to its end in the crawler process's reactor; its result."""
+        assert self.crawler_process is not None
+        task = asyncio.get_event_loop().create_task(work)
+        task.add_done_callback(stop_reactor)
+        # Ctrl-C stops the running stage cleanly (Scrapy's own signal handling), then the reactor
+        self.crawler_process.start(stop_after_crawl=False)
+        bug = task.exception() if task.done() else None
+        if bug is not None:
+            raise bug  # a bug of ours, not a stage's outcome: show it
+        return task.result() if task.done() else None
+
+    def _needs_pilot(self, stages: list[str], spiders: list[ApiSpider | None]) -> bool:
+        """Whether the study's videos stage has asked nothing yet (its cost is then a guess)."""
+        if "videos" not in stages or (videos := self._quiet(spiders[stages.index("videos")])) is None:
+            return False
+        assert self.settings is not None
+        data_dir = Path(self.settings["TIKTOK_DATA_DIR"])
+        if not (data_dir / FILENAME).is_file():
+            return True
+        ledger = Ledger(data_dir)
+        try:
+            return not any(ledger.seed("videos", seed) for seed, *_ in videos.seeds())
+        finally:
+            ledger.close()
+
+    def _quiet(self, spider: ApiSpider | None) -> ApiSpider | None:
+        """A checked spider, made able to list its seeds without a crawler (and without its warnings)."""
+        if spider is not None:
+            assert self.settings is not None
+            spider.settings = self.settings  # what a crawler would give it
+            spider.tallying = True
+            if hasattr(spider, "dates_checked"):
+                spider.dates_checked = True  # the videos spider's date warnings come with the crawl
+        return spider
+
+    async def _pilot(
+        self, stages: list[str], arguments: dict[str, dict[str, str]], spiders: list[ApiSpider | None], ledger: Ledger
+    ) -> int:
+        """Collect a few of the study's windows (and, for its replies, a few videos' first comments),
+        as the study would: its pages, kept; the requests spent."""
+        videos = self._quiet(spiders[stages.index("videos")])
+        assert videos is not None
+        seeds = [seed for seed, *_ in videos.seeds()]
+        chosen = pilot.spread(seeds, pilot.VIDEO_WINDOWS)
+        print(
+            f"Pilot: collecting {len(chosen)} of the study's {len(seeds)} windows (at most {pilot.VIDEO_REQUESTS} "
+            "requests) to estimate the rest; the study keeps them and never asks them again.",
+            flush=True,
+        )
+        spent = await self._crawl_pilot(
+            "videos", arguments["videos"], pilot.Pilot(frozenset(chosen), pilot.VIDEO_REQUESTS)
+        )
+        if {"comments", "replies"} <= set(stages) and ledger.count_records("videos"):
+            busiest = ledger.connection.execute(
+                "SELECT key FROM records WHERE kind = 'videos' ORDER BY json_extract(data, '$.comment_count') DESC "
+                "LIMIT ?",
+                (pilot.COMMENT_VIDEOS,),
+            ).fetchall()
+            ask = pilot.Pilot(frozenset(key for (key,) in busiest), pilot.COMMENT_REQUESTS)
+            spent += await self._crawl_pilot("comments", arguments["comments"], ask)
+        return spent
+
+    async def _crawl_pilot(self, stage: str, arguments: dict[str, str], budget: pilot.Pilot) -> int:
+        assert self.crawler_process is not None
+        crawler = self.crawler_process.create_crawler(self.crawler_process.spider_loader.load(stage))
+        crawler.tiktok_access_token = self.access_token  # type: ignore[attr-defined]
+        crawler.tiktok_pilot = budget  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):
+            await self.crawler_process.crawl(crawler, **arguments)
+        return int(crawler.stats.get_value("tiktok/requests", 0)) if crawler.stats else 0
+
+    def _print_plan(
+        self, stages: list[str], spiders: list[ApiSpider | None], ledger: Ledger | None, opts: Any, spent: int = 0
+    ) -> None:
+        from tiktok_spiders import plan
+
+        assert self.settings is not None
+        estimates = self._estimates(stages, spiders, ledger)
+        if opts.json:
+            print(plan.as_json(estimates, self.settings, spent), flush=True)
+            return
+        said = f"the pilot spent {spent:,} requests; they are not in the plan" if spent else ""
+        print(plan.summary(estimates, self.settings, said), flush=True)
+
     def _check(self, spidercls: type, arguments: dict[str, str], later: bool = False) -> ApiSpider | None:
         """What ``scrapy crawl`` checks before a crawl; raises :class:`BadArgument`."""
         if issubclass(spidercls, ApiSpider):
@@ -228,23 +320,24 @@ class Command(Named, QuietRun, ScrapyCommand):
         from tiktok_spiders import plan
 
         assert self.settings is not None
+        return plan.summary(self._estimates(stages, spiders, ledger), self.settings)
+
+    def _estimates(self, stages: list[str], spiders: list[ApiSpider | None], ledger: Ledger | None) -> list[Any]:
+        from tiktok_spiders import plan
+
+        assert self.settings is not None
         own = ledger is None and (Path(self.settings["TIKTOK_DATA_DIR"]) / FILENAME).is_file()
         if own:
-            ledger = Ledger(self.settings["TIKTOK_DATA_DIR"])  # read, not locked: --plan changes nothing
+            ledger = Ledger(self.settings["TIKTOK_DATA_DIR"])  # read, not locked: a plan changes nothing
         try:
-            estimates = []
+            estimates: dict[str, plan.StageEstimate] = {}
             for stage, spider in zip(stages, spiders, strict=True):
-                if spider is None:
-                    continue
-                spider.settings = self.settings  # what a crawler would give it: the plan runs without one
-                spider.tallying = True
-                if hasattr(spider, "dates_checked"):
-                    spider.dates_checked = True  # the videos spider's date warnings come with the crawl
-                estimates.append(plan.estimate(stage, spider, ledger, self.settings))
+                if self._quiet(spider) is not None:
+                    estimates[stage] = plan.estimate(stage, spider, ledger, self.settings, estimates)
         finally:
             if own and ledger is not None:
                 ledger.close()
-        return plan.summary(estimates, self.settings)
+        return list(estimates.values())
 
     async def _run_stages(
         self,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from scrapy import signals
 
+from tiktok_spiders import pilot
 from tiktok_spiders.feeds import feed_formats, feed_path, write_feed
 from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.manifest import FILENAME as MANIFEST
@@ -61,6 +62,8 @@ class LedgerFeeds:
                 if stats.get_value("tiktok/write_failed")
                 else "purge_held"
                 if stats.get_value("tiktok/purge_held")
+                else "pilot"
+                if pilot.of(self.crawler)
                 else reason
             )
             ledger.add_run(spider.name, spider.run_record(outcome))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from scrapy import signals
 from scrapy.utils.asyncio import create_looping_call
 
+from tiktok_spiders import pilot
 from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.terminal import TerminalHandler
 
@@ -40,6 +41,7 @@ NEXT_STEP = {
     "write_failed": "STOPPED: a file could not be written (see the error above); what was collected is safe in "
     "the ledger: fix it and run the same command again.",
     "purge_held": "HELD: nothing was purged (see the error above): confirm the purge, or check again.",
+    "pilot_spent": "the plan's pilot has spent its requests; the study goes on from here.",
     "api_asked_to_wait": "STOPPED: the API asked to wait longer than TIKTOK_MAX_RETRY_AFTER (see the error "
     "above); run the same command again later to continue.",
 }
@@ -138,7 +140,7 @@ class Progress:
             self.update_bar(spider)
             self.bar.close()
         progress = getattr(spider, "progress", None)
-        if progress is None:
+        if progress is None or pilot.of(self.crawler):  # a plan's pilot: the plan says what it did
             return
         stats = self.crawler.stats
         ledger = Ledger.for_crawler(self.crawler)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from scrapy import signals
 from scrapy.utils.httpobj import urlparse_cached
 
-from tiktok_spiders import api, clock
+from tiktok_spiders import api, clock, pilot
 from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.middlewares import is_api_request
 from tiktok_spiders.quota_file import QuotaFile
@@ -99,6 +99,10 @@ class DailyQuotaMiddleware:
         )
         if is_stopping(self.crawler):  # the last gate before a request is paid for
             raise CrawlStopping("the crawl is stopping")
+        budget = pilot.of(self.crawler)
+        if budget is not None and self.crawler.stats.get_value("tiktok/requests", 0) >= budget.requests:
+            stop_crawl(self.crawler, "pilot_spent")  # a plan's pilot spends a few requests, no more
+            raise CrawlStopping("the pilot's requests are spent")
         self._check_room()
         while (spent := self.quota.reserve(clock.today(), bucket, limit)) is None:
             await self._quota_spent(f"Today's {limit} requests of this client key ({name}) are spent")

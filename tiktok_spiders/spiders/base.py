@@ -27,7 +27,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.log import logformatter_adapter
 from twisted.python.failure import Failure
 
-from tiktok_spiders import api, clock
+from tiktok_spiders import api, clock, pilot
 from tiktok_spiders.config import ConfigError, check_data_dir, check_settings
 from tiktok_spiders.feeds import SeedFileError, check_feed, read_values
 from tiktok_spiders.items import UnavailableUser, known_fields
@@ -185,7 +185,10 @@ class ApiSpider(Spider):
         if self.fresh:
             self.ledger.forget(self.name, tuple(kind.feed for kind in self.kinds))
             self.logger.info("Starting afresh: earlier %s progress and records forgotten.", self.name)
+        only = pilot.of(self.crawler)
         for seed, body, *extra in self.seeds():
+            if only is not None and seed not in only.seeds:
+                continue  # a plan's pilot asks a few seeds, the study the rest
             context = extra[0] if extra else {}
             state = self.ledger.seed(self.name, seed)
             if state is not None and state.status == "done":
