@@ -137,7 +137,19 @@ def test_without_a_terminal_progress_is_a_line_and_bad_input_writes_no_log(
         emulator.faults.latency = 0.0
     assert done.returncode == 0
     assert re.search(r"^Progress: \d+ of 3 windows done", done.stderr, re.MULTILINE), done.stderr
+    assert re.search(r"^Progress: .*requests left today$", done.stderr, re.MULTILINE), "the quota, without a bar"
     assert "\r" not in done.stderr, "no bar where no one watches"
+    # resumed: the windows done earlier are counted as such from the first line, not as this run's speed
+    more = {**STUDY_ARGS, "end_date": "2024-05-30"}
+    emulator.faults.latency = 0.4  # long enough for a line or two
+    try:
+        resumed = run(study_folder, "crawl", "videos", *[f"-a{k}={v}" for k, v in more.items()])
+    finally:
+        emulator.faults.latency = 0.0
+    assert resumed.returncode == 0
+    lines = [line for line in resumed.stderr.splitlines() if line.startswith("Progress:")]
+    assert lines and all("done (3 earlier)" in line for line in lines), lines
+    assert any(re.search(r"about \d+:\d\d left", line) for line in lines), lines
 
 
 def test_a_plan_says_what_the_next_stages_cost_within_five_percent(emulator: Emulator, study_folder: Path) -> None:

@@ -46,9 +46,9 @@ class NoServer:
     base_url = "http://127.0.0.1:9"
 
 
-def crawler_for(tmp_path: Path, **overrides: Any):
+def crawler_for(tmp_path: Path, spider: str = "units", **overrides: Any):
     crawler = get_crawler(Spider, settings_for(NoServer(), tmp_path / "data", **overrides))
-    crawler.spider = crawler._create_spider("units")
+    crawler.spider = crawler._create_spider(spider)
     crawler.engine = crawler._create_engine()  # not started: stopping the crawl only marks it
     crawler.crawling = True  # as during a crawl: the components check it before each request
     return crawler
@@ -130,13 +130,19 @@ async def test_the_quota_is_reserved_before_each_request_and_stops_the_crawl_whe
     assert crawler.stats.get_value("tiktok/quota_left_today") == 0
     with pytest.raises(IgnoreRequest):
         await quota.process_request(api_request())
-    await quota.process_request(api_request(api.FOLLOWERS_PATH))  # followers: a quota of their own
+    assert crawler.stats.get_value("tiktok/requests") == 2
+    quota.ledger.commit()
+    quota.ledger.close()
+    # the followers spider: a quota of its own (kinds.py), counted in the same ledger and quota file
+    followers = crawler_for(tmp_path, "followers", TIKTOK_DAILY_REQUEST_LIMIT=2, TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT=1)
+    follow_quota = build_from_crawler(DailyQuotaMiddleware, followers)
+    await follow_quota.process_request(api_request(api.FOLLOWERS_PATH))
     with pytest.raises(IgnoreRequest):
-        await quota.process_request(api_request(api.FOLLOWERS_PATH))
-    assert crawler.stats.get_value("tiktok/requests") == 3
+        await follow_quota.process_request(api_request(api.FOLLOWERS_PATH))
+    assert followers.stats.get_value("tiktok/quota_bucket") == "follow"
     today = clock.today().isoformat()
-    assert quota.ledger.requests_per_day() == {today: 2, f"{today}/follow": 1}, "counted in the study's ledger"
-    assert quota.quota.spent(clock.today()) == 2, "and in the key's quota file, shared by every study"
+    assert follow_quota.ledger.requests_per_day() == {today: 2, f"{today}/follow": 1}, "counted in the study's ledger"
+    assert follow_quota.quota.spent(clock.today()) == 2, "and in the key's quota file, shared by every study"
 
 
 # -- pipelines and the ledger -----------------------------------------------------------------

@@ -18,6 +18,7 @@ from scrapy import signals
 from scrapy.utils.asyncio import create_looping_call
 
 from tiktok_spiders import pilot
+from tiktok_spiders.kinds import FOLLOW
 from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.terminal import TerminalHandler
 
@@ -47,6 +48,13 @@ NEXT_STEP = {
 }
 
 
+def _clock(seconds: float) -> str:
+    """``1:05:00``, ``4:07`` (h:mm:ss, m:ss), as the bar writes time."""
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
 def seed_line(tally: dict[str, int]) -> str:
     """The one way seeds are counted, in every summary."""
     return f"{tally['done']} done, {tally['failed']} failed, {tally['begun']} begun, {tally['not_started']} not started"
@@ -69,22 +77,53 @@ class Progress:
 
     def spider_opened(self, spider: Spider) -> None:
         self.started = time.monotonic()
-        self.total, self.bar = None, None
+        self.total, self.bar, self.earlier = None, None, 0
         if not hasattr(spider, "progress"):
             return
         if self._draws_a_bar():
             from tqdm import tqdm
 
-            self.total = spider.seed_total()
+            self._count(spider)
+            # initial: the seeds done by earlier runs are not this run's speed (the time left after a resume)
             self.bar = tqdm(
-                total=self.total, desc=spider.name, unit=spider.seed_noun, file=sys.stderr, dynamic_ncols=True
+                total=self.total,
+                initial=self.earlier,
+                desc=spider.name,
+                unit=spider.seed_noun,
+                file=sys.stderr,
+                dynamic_ncols=True,
             )
             self.task = create_looping_call(self.update_bar, spider)
             self.task.start(1.0, now=False)
         elif self.interval > 0:
-            self.total = spider.seed_total()
+            self._count(spider)
             self.task = create_looping_call(self.log_progress, spider)
             self.task.start(self.interval, now=False)
+
+    def _count(self, spider: Spider) -> None:
+        """The seeds of the crawl, and those an earlier run finished (when they can be counted cheaply)."""
+        self.total = spider.seed_total()
+        if self.total is not None:
+            self.earlier = spider.tally()["done"]
+
+    def _quota_left(self) -> str:
+        stats = self.crawler.stats
+        left = stats.get_value("tiktok/quota_left_today")
+        if left is None:
+            return ""
+        which = "followers/following requests" if stats.get_value("tiktok/quota_bucket") == FOLLOW else "requests"
+        return f"{left:,} {which} left today"
+
+    def _time_left(self, spider: Spider) -> str:
+        """At this run's own pace: seeds done and failed in it, over the time it has taken."""
+        progress = spider.progress
+        finished = progress["done"] + progress["failed"]
+        elapsed = time.monotonic() - self.started
+        if self.total is None or not finished or elapsed <= 0:
+            return ""
+        left = max(0, self.total - self.earlier - finished)
+        seconds = left / (finished / elapsed)
+        return f"about {_clock(seconds)} left" if left else ""
 
     @staticmethod
     def _draws_a_bar() -> bool:
@@ -94,12 +133,11 @@ class Progress:
 
     def update_bar(self, spider: Spider) -> None:
         progress, stats = spider.progress, self.crawler.stats
-        self.bar.n = progress["skipped"] + progress["done"] + progress["failed"]
+        self.bar.n = max(self.earlier, progress["skipped"]) + progress["done"] + progress["failed"]
         records = sum(stats.get_value(f"tiktok/records/{kind.feed}", 0) for kind in spider.kinds)
-        left = stats.get_value("tiktok/quota_left_today")
+        left = self._quota_left()
         self.bar.set_postfix_str(
-            f"{records:,} records, {stats.get_value('tiktok/requests', 0):,} requests"
-            + (f", {left:,} left today" if left is not None else ""),
+            f"{records:,} records, {stats.get_value('tiktok/requests', 0):,} requests" + (f", {left}" if left else ""),
             refresh=False,
         )
         self.bar.refresh()
@@ -120,17 +158,19 @@ class Progress:
         minutes = (time.monotonic() - self.started) / 60
         requests = self.crawler.stats.get_value("tiktok/requests", 0)
         of_total = f" of {self.total}" if self.total is not None else ""
+        after = "; ".join(part for part in (self._time_left(spider), self._quota_left()) if part)
         logger.info(
-            "Progress: %d%s %ss done (%d earlier), %d in progress, %d failed; %d requests (%.0f/min), %s",
-            progress["done"] + progress["skipped"],
+            "Progress: %d%s %ss done (%d earlier), %d in progress, %d failed; %d requests (%.0f/min), %s%s",
+            progress["done"] + max(self.earlier, progress["skipped"]),
             of_total,
             spider.seed_noun,
-            progress["skipped"],
+            max(self.earlier, progress["skipped"]),
             progress["scheduled"] - progress["done"] - progress["failed"],
             progress["failed"],
             requests,
             requests / minutes if minutes else 0,
             self._records(spider),
+            f"; {after}" if after else "",
         )
 
     def spider_closed(self, spider: Spider, reason: str) -> None:

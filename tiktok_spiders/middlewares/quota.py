@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from scrapy import signals
-from scrapy.utils.httpobj import urlparse_cached
 
 from tiktok_spiders import api, clock, pilot
+from tiktok_spiders.kinds import FOLLOW, RESEARCH, quota_of
 from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.middlewares import is_api_request
 from tiktok_spiders.quota_file import QuotaFile
@@ -49,9 +49,6 @@ def seconds_to_utc_midnight() -> float:
     now = clock.now()
     midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
     return (midnight - now).total_seconds() + 1
-
-
-FOLLOW_PATHS = (api.FOLLOWERS_PATH, api.FOLLOWING_PATH)
 
 
 class DailyQuotaMiddleware:
@@ -90,12 +87,13 @@ class DailyQuotaMiddleware:
     async def process_request(self, request: Request) -> None:
         if not self._counts(request):
             return
-        # followers and following have a quota of their own (20,000 calls a day)
-        follow = urlparse_cached(request).path in FOLLOW_PATHS
-        bucket, limit, name = (
-            ("follow", self.follow_limit, "TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT")
-            if follow
-            else ("research", self.limit, "TIKTOK_DAILY_REQUEST_LIMIT")
+        # followers and following have a quota of their own (20,000 calls a day): kinds.py says whose
+        spider = self.crawler.spider
+        bucket = quota_of(spider.name) if spider is not None else RESEARCH
+        limit, name = (
+            (self.follow_limit, "TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT")
+            if bucket == FOLLOW
+            else (self.limit, "TIKTOK_DAILY_REQUEST_LIMIT")
         )
         if is_stopping(self.crawler):  # the last gate before a request is paid for
             raise CrawlStopping("the crawl is stopping")
@@ -108,8 +106,9 @@ class DailyQuotaMiddleware:
             await self._quota_spent(f"Today's {limit} requests of this client key ({name}) are spent")
         self.ledger.count_request(clock.today(), bucket)
         self.crawler.stats.inc_value("tiktok/requests")
-        if bucket == "research":  # for the progress bar
-            self.crawler.stats.set_value("tiktok/quota_left_today", limit - spent)
+        # for the progress bar: the quota this crawl spends (followers/following have their own)
+        self.crawler.stats.set_value("tiktok/quota_left_today", limit - spent)
+        self.crawler.stats.set_value("tiktok/quota_bucket", bucket)
 
     def _check_room(self) -> None:
         """Stop before paying for a page that could not be stored."""
