@@ -129,6 +129,8 @@ def estimate(
 def _windows(spider: Any, ledger: Ledger | None) -> StageEstimate:
     """The videos stage: windows done cost nothing; the others are estimated at the daily rate
     the windows collected so far found (100 videos a page), between the slowest and the busiest."""
+    if ledger is not None and getattr(spider, "ledger", None) is None:
+        spider.ledger = ledger  # the windows it asked before are its windows still
     windows: list[tuple[int, int, int]] = []  # not done: (days, videos so far, pages so far)
     rates: list[float] = []  # done: videos a day
     collected = 0

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from tiktok_spiders import api, clock
-from tiktok_spiders.kinds import USER, RecordKind, checked_fields
+from tiktok_spiders.kinds import KINDS, USER, VIDEO, RecordKind, checked_fields
 from tiktok_spiders.terminal import command
 
 if TYPE_CHECKING:
@@ -211,6 +211,46 @@ class Refreshes:
         if not available:
             self.db.execute("INSERT OR IGNORE INTO gone (category, id) VALUES (?, ?)", (USER, username))
         self.count(refresh, "checked", {"users": 1})
+
+    def proven_available(self, refresh: int, spider: str) -> int:
+        """Close, as available, the profile checks of the accounts that posted a video this refresh
+        checked and the compliance API did not find gone: an account whose videos are served is
+        public.  Only when every video task was answered (else nothing is proven).  How many."""
+        unanswered = self.db.execute(
+            "SELECT COUNT(*) FROM compliance_tasks WHERE refresh = ? AND category = 'video' AND ids IS NOT NULL",
+            (refresh,),
+        ).fetchone()[0]
+        if unanswered:
+            return 0
+        started = self.db.execute("SELECT started FROM refreshes WHERE id = ?", (refresh,)).fetchone()[0]
+        authored = " UNION ".join(
+            f"SELECT json_extract(data, '$.{ref.field}') AS username, {value_sql(kind, kind.identity.field)} AS id, "  # noqa: S608
+            f"json_extract(data, '$.collected_at') AS at FROM records WHERE kind = '{kind.feed}'"
+            for kind in KINDS.values()
+            if kind.identity is not None and kind.identity.category == VIDEO
+            for ref in kind.part_of
+            if ref.category == USER
+        )
+        proven = [
+            username
+            for (username,) in self.db.execute(
+                f"SELECT username FROM refresh_users WHERE refresh = ? AND username IN ("  # noqa: S608
+                f"SELECT username FROM ({authored}) WHERE at <= ? "
+                "AND CAST(id AS TEXT) NOT IN (SELECT id FROM gone WHERE category = 'video')) "
+                "AND ? || username NOT IN (SELECT seed FROM seeds WHERE spider = ? AND status = 'done')",
+                (refresh, started, f"{refresh}/{USER}/", spider),
+            )
+        ]
+        now = clock.now().isoformat(timespec="seconds")
+        for username in proven:
+            self.user_answered(refresh, username, True)
+        self.db.executemany(
+            "INSERT INTO seeds (spider, seed, status, pages, updated) VALUES (?, ?, 'done', 0, ?) "
+            "ON CONFLICT (spider, seed) DO UPDATE SET status = 'done'",
+            [(spider, f"{refresh}/{USER}/{username}", now) for username in proven],
+        )
+        self.ledger.commit()
+        return len(proven)
 
     def count(self, refresh: int, column: str, counts: dict[str, int]) -> None:
         assert column in ("checked", "purged")

@@ -29,16 +29,17 @@ import hashlib
 import json
 import sys
 import tomllib
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
-from tiktok_spiders import pilot
+from tiktok_spiders import clock, pilot
 from tiktok_spiders.commands import Named
 from tiktok_spiders.datadir import DataDirError, open_data_dir
-from tiktok_spiders.kinds import kinds_of, unavailable_kind
+from tiktok_spiders.kinds import KINDS, kinds_of, unavailable_kind
 from tiktok_spiders.ledger import DONE, FILENAME, Ledger
 from tiktok_spiders.purge import PurgeUnfinished
 from tiktok_spiders.refreshes import Refreshes
@@ -108,6 +109,24 @@ def _argument(value: Any) -> str:
     return str(value)
 
 
+def resolved(arguments: dict[str, str]) -> dict[str, str]:
+    """The arguments with ``today`` / ``today-N`` dates as they are today (UTC): a stage of a rolling
+    study is a new stage each day, not one finished once."""
+    from tiktok_spiders.spiders.videos import RELATIVE_DATE, parse_date
+
+    return {
+        name: parse_date(name, value).isoformat() if RELATIVE_DATE.fullmatch(value.strip()) else value
+        for name, value in arguments.items()
+    }
+
+
+async def wait_for_the_next_day(day: Any) -> None:
+    """Until a minute past the next UTC midnight (the quota's reset), looking at the clock each second:
+    Ctrl-C or SIGTERM stops the reactor, and this with it."""
+    while clock.now() < datetime.combine(day + timedelta(days=1), time(0, 1), tzinfo=UTC):
+        await asyncio.sleep(1.0)
+
+
 def stage_key(stage: str, arguments: dict[str, str]) -> str:
     """The ledger's name for a stage run with these arguments."""
     digest = hashlib.sha1(json.dumps(arguments, sort_keys=True).encode()).hexdigest()[:12]  # noqa: S324
@@ -164,6 +183,11 @@ class Command(Named, QuietRun, ScrapyCommand):
         )
         parser.add_argument("--json", action="store_true", help="with --plan: the plan as one JSON object")
         parser.add_argument("--no-pilot", action="store_true", help="with --plan: spend nothing, estimate less")
+        parser.add_argument(
+            "--daily",
+            action="store_true",
+            help="run the study now, then again each UTC day after the quota's reset, until stopped (Ctrl-C, SIGTERM)",
+        )
 
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         if self.refused(args):
@@ -207,6 +231,14 @@ class Command(Named, QuietRun, ScrapyCommand):
                 ledger.close()
             return
         print(self._plan(stages, spiders, ledger), flush=True)
+        if opts.daily:
+            try:
+                self._in_reactor(self._daily(stages, arguments, ledger, loader))
+            finally:
+                ledger.close()
+            print("Stopped: run the same command again to go on (every day is resumed where it stopped).")
+            self.exitcode = 0 if self.exitcode == 0 else 1
+            return
         outcomes: dict[str, str] = {}
         try:
             self._in_reactor(self._run_stages(stages, arguments, opts.fresh, ledger, outcomes))
@@ -347,9 +379,18 @@ class Command(Named, QuietRun, ScrapyCommand):
         ledger: Ledger,
         outcomes: dict[str, str],
     ) -> None:
+        """Each stage in turn, as the study file orders them — but the refresh first when it is due:
+        the terms' duty is never left for the quota that remains.  A stage is skipped as done
+        earlier only when every stage before it was too (a stage that ran may have given the next
+        new seeds: the new days of a rolling study, say)."""
         assert self.crawler_process is not None
-        for stage in stages:
-            key = stage_key(stage, arguments[stage])
+        order = [stage for stage in stages if stage != "refresh"]
+        if "refresh" in stages:
+            due = fresh or self._refresh_not_due(ledger) is None
+            order = ["refresh", *order] if due else [*order, "refresh"]
+        upstream_ran = False
+        for stage in order:
+            key = stage_key(stage, resolved(arguments[stage]))
             state = ledger.seed(STAGE_LEDGER_NAME, key)
             if stage == "refresh":  # a duty that comes back: run whenever it is due, not once
                 not_due = None if fresh else self._refresh_not_due(ledger)
@@ -357,10 +398,12 @@ class Command(Named, QuietRun, ScrapyCommand):
                     outcomes[stage] = "not due"
                     print(f"\n== {stage}: {not_due}, skipped", flush=True)
                     continue
-            elif state is not None and state.status == DONE and not fresh:
+            elif state is not None and state.status == DONE and not fresh and not upstream_ran:
                 outcomes[stage] = "done earlier"
                 print(f"\n== {stage}: finished in an earlier run, skipped", flush=True)
                 continue
+            if stage != "refresh":
+                upstream_ran = True
             stage_arguments = {**arguments[stage], **({"fresh": "true"} if fresh else {})}
             print(
                 f"\n== {stage}: {command('crawl')} {stage} "
@@ -374,6 +417,28 @@ class Command(Named, QuietRun, ScrapyCommand):
                 self.exitcode = status
                 return
             ledger.finish_page(STAGE_LEDGER_NAME, key, cursor=None, search_id=None, has_more=False)
+
+    async def _daily(
+        self, stages: list[str], arguments: dict[str, dict[str, str]], ledger: Ledger, loader: Any
+    ) -> None:
+        """The study now, then again each UTC day once the quota has been reset, until stopped; a
+        line a day.  Dates written ``today-N`` move on with the days."""
+        while True:
+            day = clock.today()
+            spent_before = dict(ledger.requests_per_day())
+            records_before = {feed: ledger.count_records(feed) for feed in KINDS}
+            outcomes: dict[str, str] = {}
+            self.exitcode = 0
+            await self._run_stages(stages, arguments, False, ledger, outcomes)
+            spent = {d: n - spent_before.get(d, 0) for d, n in ledger.requests_per_day().items()}
+            new = {feed: ledger.count_records(feed) - count for feed, count in records_before.items()}
+            got = ", ".join(f"+{n:,} {feed}" for feed, n in new.items() if n) or "nothing new"
+            state = "complete" if self.exitcode == 0 else "to be continued"
+            print(
+                f"{day} (UTC): {got}; {sum(spent.values()):,} requests; {state}; next run after 00:00 UTC",
+                flush=True,
+            )
+            await wait_for_the_next_day(day)
 
     def _refresh_not_due(self, ledger: Ledger) -> str | None:
         """Why the refresh stage need not run now (None: it must: due, begun, or holding a purge)."""

@@ -185,8 +185,13 @@ class ApiSpider(Spider):
         if self.fresh:
             self.ledger.forget(self.name, tuple(kind.feed for kind in self.kinds))
             self.logger.info("Starting afresh: earlier %s progress and records forgotten.", self.name)
+        async for request in self.requests_for(self.seeds()):
+            yield request
+
+    async def requests_for(self, seeds: Iterable[tuple[Any, ...]]) -> AsyncIterator[Any]:
+        """The first request of each seed not done yet, as the scheduler has room for them."""
         only = pilot.of(self.crawler)
-        for seed, body, *extra in self.seeds():
+        for seed, body, *extra in seeds:
             if only is not None and seed not in only.seeds:
                 continue  # a plan's pilot asks a few seeds, the study the rest
             context = extra[0] if extra else {}

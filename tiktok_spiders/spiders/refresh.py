@@ -20,11 +20,12 @@ re-run after a stop continues the same refresh, polling the same tasks.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Self
 
 from scrapy import Request
@@ -38,7 +39,7 @@ from tiktok_spiders.ledger import LedgerWriteError
 from tiktok_spiders.purge import Purge, PurgeHeld, PurgeUnfinished
 from tiktok_spiders.refreshes import ForeignIds, Refreshes, Task
 from tiktok_spiders.spiders.base import ApiSpider, as_bool
-from tiktok_spiders.stopping import CrawlStopping, wait_unless_stopping
+from tiktok_spiders.stopping import CrawlStopping, is_stopping, wait_unless_stopping
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -84,6 +85,10 @@ class RefreshSpider(ApiSpider):
     # -- seeds: the refresh's tasks, then every stored profile ---------------------------
 
     def seeds(self) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
+        yield from self.task_seeds()
+        yield from self.profile_seeds()
+
+    def task_seeds(self) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
         if self.refresh_id is None:
             current = self.refreshes.current()
             if self.fresh and current is not None:  # check everything again, whatever the open one found
@@ -92,8 +97,45 @@ class RefreshSpider(ApiSpider):
             self.refresh_id = self.refreshes.begin()
         for task in self.refreshes.tasks(self.refresh_id):
             yield task.seed, {}, {"task": task}
+
+    def profile_seeds(self) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
+        assert self.refresh_id is not None
         for username in self.refreshes.usernames(self.refresh_id):
             yield f"{self.refresh_id}/{USER}/{username}", {"username": username}, {}
+
+    async def start(self) -> AsyncIterator[Any]:
+        """The compliance tasks first; the profiles once the video tasks are answered, so that an
+        account one of whose videos TikTok has just called valid is known public without a
+        request of its own (a request per profile is what a year's refresh cannot afford)."""
+        async for request in self.requests_for(self.task_seeds()):
+            yield request
+        assert self.refresh_id is not None
+        while self.video_tasks_open() and not is_stopping(self.crawler):
+            await asyncio.sleep(0.25)
+        if not is_stopping(self.crawler):
+            self.infer_profiles()
+        async for request in self.requests_for(self.profile_seeds()):
+            yield request
+
+    def video_tasks_open(self) -> bool:
+        """Whether a video task of this refresh is still being asked (neither answered nor failed)."""
+        for task in self.refreshes.tasks(self.refresh_id or 0):
+            state = self.ledger.seed(self.name, task.seed)
+            if task.category == "video" and (state is None or state.status == "open"):
+                return True
+        return False
+
+    def infer_profiles(self) -> None:
+        """Every profile to check with a video the compliance API has just called valid: available, no request."""
+        assert self.refresh_id is not None
+        try:
+            proven = self.refreshes.proven_available(self.refresh_id, self.name)
+        except LedgerWriteError as error:
+            self.stop_writing(error)
+            return
+        if proven:
+            self.crawler.stats.inc_value("tiktok/refresh/profiles_inferred", proven)
+            self.logger.info("%d profiles are available as their videos are: no request asked for them.", proven)
 
     def seed_total(self) -> int:
         return sum(1 for _ in self.seeds())
@@ -308,11 +350,13 @@ class RefreshSpider(ApiSpider):
         purged = ", ".join(f"{n} {kind}" for kind, n in sorted(self.purged.items())) or "nothing"
         gone = ", ".join(f"{n} {kind}" for kind, n in sorted(self.gone.items()) if n) or "nothing"
         created = self.crawler.stats.get_value("tiktok/refresh/tasks_created", 0)
+        inferred = self.crawler.stats.get_value("tiktok/refresh/profiles_inferred", 0)
         lines = [
             "  checked in this refresh: "
             + (", ".join(f"{n} {kind}" for kind, n in sorted(checked.items())) or "nothing yet"),
             f"  found gone in this run: {gone}; purged with what depends on it: {purged}",
             f"  compliance tasks created in this run: {created}",
+            f"  profiles known available from a video just found valid (no request): {inferred}",
         ]
         held = self.refreshes.pending()
         if held:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -19,7 +20,7 @@ from tiktok_spiders import api, clock
 from tiktok_spiders.items import Video, known_fields
 from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.query import Query, QueryError
-from tiktok_spiders.spiders.base import ApiSpider, BadArgument, comma_list, parse_fields
+from tiktok_spiders.spiders.base import ApiSpider, BadArgument, as_bool, comma_list, parse_fields
 from tiktok_spiders.terminal import note
 
 #: Spider argument -> condition field of the query it adds.
@@ -37,15 +38,22 @@ INDEXING_LAG_DAYS = 2
 MAX_SEARCH_RESTARTS = 3
 
 
+RELATIVE_DATE = re.compile(r"today\s*(?:-\s*(\d+))?", re.IGNORECASE)
+
+
 def parse_date(name: str, value: str | None) -> date:
+    """A date as given: ``YYYY-MM-DD``, ``YYYYMMDD``, or ``today`` / ``today-N`` (UTC, as the run starts)."""
     if not value:
-        raise BadArgument(f"{name} is required (YYYY-MM-DD or YYYYMMDD)")
+        raise BadArgument(f"{name} is required (YYYY-MM-DD, YYYYMMDD, today or today-N)")
+    relative = RELATIVE_DATE.fullmatch(value.strip())
+    if relative:
+        return clock.today() - timedelta(days=int(relative.group(1) or 0))
     for pattern in ("%Y-%m-%d", "%Y%m%d"):
         try:
             return datetime.strptime(value.strip(), pattern).date()
         except ValueError:
             continue
-    raise BadArgument(f"{name} {value!r} is not a date (use YYYY-MM-DD or YYYYMMDD)")
+    raise BadArgument(f"{name} {value!r} is not a date (use YYYY-MM-DD, YYYYMMDD, today or today-N)")
 
 
 #: The API's videos begin with TikTok's (its Chinese twin Douyin opened in September 2016); a range
@@ -60,6 +68,29 @@ def check_range(start: date, end: date) -> None:
     latest = clock.today() + timedelta(days=FUTURE_DAYS)
     if end > latest:
         raise BadArgument(f"end_date {end} is more than a year from today ({clock.today()}): check the date")
+
+
+def _positive(name: str, value: str | int | None) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadArgument(f"{name} must be a whole number, not {value!r}") from None
+    if number < 1:
+        raise BadArgument(f"{name} must be 1 or more, not {value!r}")
+    return number
+
+
+def _stored_between(ledger: Any, first: date, last: date) -> int:
+    """Videos in the ledger posted from ``first`` to ``last`` (UTC, inclusive)."""
+    start = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp())
+    end = start + ((last - first).days + 1) * 86400
+    return ledger.connection.execute(
+        "SELECT COUNT(*) FROM records WHERE kind = 'videos' AND json_extract(data, '$.create_time') >= ? "
+        "AND json_extract(data, '$.create_time') < ?",
+        (start, end),
+    ).fetchone()[0]
 
 
 def load_query(value: str) -> dict[str, Any]:
@@ -118,6 +149,8 @@ class VideosSpider(ApiSpider):
         end_date: str | None = None,
         fields: str | None = None,
         window_days: str | int = 7,
+        is_random: str | bool = False,
+        max_videos_per_window: str | int | None = None,
         **kwargs: Any,
     ) -> None:
         shortcuts = {name: kwargs.pop(name, None) for name in SHORTCUTS}
@@ -136,21 +169,53 @@ class VideosSpider(ApiSpider):
         if not 1 <= self.window_days <= api.MAX_WINDOW_DAYS:
             raise BadArgument(f"window_days must be between 1 and {api.MAX_WINDOW_DAYS}, not {self.window_days}")
         self.fields = parse_fields(fields, api.VIDEO_FIELDS, always=("id",))
+        self.is_random = as_bool(is_random)
+        self.max_per_window = _positive("max_videos_per_window", max_videos_per_window)
+        self.window_videos: Counter[str] = Counter()  # videos stored per window (with max_per_window)
         self.query_json = self.query.as_json()
-        fingerprint = json.dumps(self.query_json, sort_keys=True)
+        # a random sample and the complete set are different searches: they never share a window
+        fingerprint = json.dumps(self.query_json, sort_keys=True) + ("random" if self.is_random else "")
         self.restarts: Counter[str] = Counter()
         self.dates_checked = False
         self.fingerprint = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
 
     def windows(self) -> list[tuple[date, date]]:
-        """Consecutive inclusive windows covering start_date..end_date."""
-        step = timedelta(days=self.window_days)
-        windows, start = [], self.start_date
-        while start <= self.end_date:
-            end = min(start + step - timedelta(days=1), self.end_date)
-            windows.append((start, end))
-            start = end + timedelta(days=1)
-        return windows
+        """Inclusive windows covering start_date..end_date, no day in two of them.
+
+        The windows an earlier run asked are kept as they were (a search is never asked
+        again over other days); the days no window covers yet — all of them on a first run,
+        the new days of a study whose end date moved on, a day a run missed — are grouped
+        into windows of ``window_days`` on a grid that starts at start_date.  So a day is
+        never asked in two different searches, and a partial window at the end is completed
+        by a window of its own the next time, never asked again whole.
+        """
+        taken = [(a, b) for a, b in self._asked_windows() if a <= self.end_date and b >= self.start_date]
+        covered = {first + timedelta(days=n) for first, last in taken for n in range((last - first).days + 1)}
+        new: list[tuple[int, date, date]] = []  # (grid cell, first day, last day)
+        day = self.start_date
+        while day <= self.end_date:
+            cell = (day - self.start_date).days // self.window_days  # the grid's window of this day
+            if day not in covered:
+                if new and new[-1][0] == cell and new[-1][2] == day - timedelta(days=1):
+                    new[-1] = (cell, new[-1][1], day)
+                else:
+                    new.append((cell, day, day))
+            day += timedelta(days=1)
+        return sorted([*taken, *((first, last) for _, first, last in new)])
+
+    def _asked_windows(self) -> list[tuple[date, date]]:
+        """The windows of this query an earlier run asked (begun, done or failed), from the ledger."""
+        ledger = getattr(self, "ledger", None)
+        if ledger is None:
+            return []
+        found = []
+        for (seed,) in ledger.connection.execute(
+            "SELECT seed FROM seeds WHERE spider = ? AND substr(seed, 1, ?) = ?",
+            (self.name, len(self.fingerprint) + 1, f"{self.fingerprint}:"),
+        ):
+            first, last = (datetime.strptime(part, "%Y%m%d").date() for part in seed.split(":")[1].split("-"))
+            found.append((first, last))
+        return found
 
     def seed_total(self) -> int:
         return len(self.windows())
@@ -175,6 +240,8 @@ class VideosSpider(ApiSpider):
                 "end_date": sent_end.strftime("%Y%m%d"),
                 "max_count": api.MAX_COUNT,
             }
+            if self.is_random:
+                body["is_random"] = True
             yield f"{self.fingerprint}:{start:%Y%m%d}-{end:%Y%m%d}", body
 
     def warn_about_dates(self) -> None:
@@ -205,6 +272,10 @@ class VideosSpider(ApiSpider):
             "end_date": self.end_date.strftime("%Y%m%d"),
             "end_date_sent": "as given (inclusive)" if inclusive else "the day after (exclusive)",
             "window_days": self.window_days,
+            # today / today-N, as resolved when this run began (UTC): the arguments keep them as given
+            "dates_resolved_on": clock.today().isoformat(),
+            "is_random": self.is_random,
+            "max_videos_per_window": self.max_per_window,
         }
 
     def resume_request(
@@ -219,6 +290,8 @@ class VideosSpider(ApiSpider):
             yield Video(**known_fields(Video, record))
 
     def next_body(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> dict[str, Any] | None:
+        if self.max_per_window and self._window_full(data, body):
+            return None  # a stratified sample: this window has its videos (this page's all kept)
         follow = super().next_body(data, body)
         jump_to = context.get("jump_to")
         if jump_to and data.get("search_id"):
@@ -227,6 +300,15 @@ class VideosSpider(ApiSpider):
         if follow is not None and data.get("search_id"):
             follow["search_id"] = data["search_id"]  # it can change between pages: adopt the new one
         return follow
+
+    def _window_full(self, data: dict[str, Any], body: dict[str, Any]) -> bool:
+        """Whether the window of this page, with it, holds ``max_videos_per_window`` videos."""
+        key = f"{body['start_date']}-{body['end_date']}"
+        if key not in self.window_videos:  # resumed: what earlier runs stored of it
+            first, last = (datetime.strptime(body[name], "%Y%m%d").date() for name in ("start_date", "end_date"))
+            self.window_videos[key] = _stored_between(self.ledger, first, last) if body.get("cursor") else 0
+        self.window_videos[key] += len(api.first_list(data, ("videos",)))
+        return self.window_videos[key] >= (self.max_per_window or 0)
 
     async def on_api_error(self, request: Any, response: Any, code: str, message: str) -> list[Any] | None:
         body = json.loads(request.body)
