@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tiktok_spiders import api
+from tiktok_spiders import api, clock
 from tiktok_spiders.feeds import read_records
-from tiktok_spiders.kinds import FOLLOW, quota_of
+from tiktok_spiders.kinds import COMMENT, FOLLOW, USER, VIDEO, checked_fields, quota_of
 from tiktok_spiders.ledger import DONE, Ledger
 from tiktok_spiders.spiders.base import SeedFeedSpider
 
@@ -289,28 +289,63 @@ def _seed_records(spider: SeedFeedSpider) -> Any:
 
 
 def _refresh(ledger: Ledger | None) -> StageEstimate:
-    """Five requests per compliance task (create, about three polls, download) and one per profile."""
-    from tiktok_spiders.kinds import COMMENT, USER, VIDEO, checked_fields
-
+    """Five requests per compliance task (create, about three polls, download) and one per profile
+    that has no video to prove it public."""
     if ledger is None:
         return StageEstimate("refresh", note="anything")
-    db = ledger.connection
-
-    def stored(category: str) -> int:
-        kinds = sorted({kind.feed for kind, _ in checked_fields(category)})
-        marks = ", ".join("?" for _ in kinds)
-        return db.execute(f"SELECT COUNT(*) FROM records WHERE kind IN ({marks})", kinds).fetchone()[0]  # noqa: S608
-
-    tasks = math.ceil(stored(VIDEO) / api.COMPLIANCE_MAX_IDS) + math.ceil(stored(COMMENT) / api.COMPLIANCE_MAX_IDS)
-    users = stored(USER)
-    result = StageEstimate("refresh", seeds=tasks + users, noun="check", note="(polls depend on TikTok)")
-    result.set_requests(Range(5 * tasks + users, 3 * tasks + users, None), exact=False)
+    tasks, unproven, _ = _refresh_cost(ledger)
+    result = StageEstimate("refresh", seeds=tasks + unproven, noun="check", note="(polls depend on TikTok)")
+    result.set_requests(Range(5 * tasks + unproven, 3 * tasks + unproven, None), exact=False)
     return result
+
+
+def _stored(ledger: Ledger, category: str) -> int:
+    """Records holding what a refresh checks in ``category`` (each kind's checked fields, ``kinds.py``)."""
+    kinds = sorted({kind.feed for kind, _ in checked_fields(category)})
+    marks = ", ".join("?" for _ in kinds)
+    return ledger.connection.execute(f"SELECT COUNT(*) FROM records WHERE kind IN ({marks})", kinds).fetchone()[0]  # noqa: S608
+
+
+def _refresh_cost(ledger: Ledger) -> tuple[int, int, int]:
+    """``(compliance tasks, profiles without a video to prove them public, profiles)`` of a refresh now."""
+    tasks = sum(math.ceil(_stored(ledger, category) / api.COMPLIANCE_MAX_IDS) for category in (VIDEO, COMMENT))
+    unproven = ledger.connection.execute(
+        "SELECT COUNT(*) FROM records u WHERE u.kind = 'users' AND NOT EXISTS (SELECT 1 FROM records v "
+        "WHERE v.kind = 'videos' AND json_extract(v.data, '$.username') = u.key)"
+    ).fetchone()[0]
+    return tasks, unproven, _stored(ledger, USER)
 
 
 def days(requests: int, per_day: int) -> str:
     count = math.ceil(requests / per_day) if requests else 0
     return f"{count} day{'' if count == 1 else 's'}"
+
+
+def done_by(requests: int, left_today: int, per_day: int) -> str:
+    """The UTC day the requests will have been spent by: today's quota left first, then a day's each day."""
+    if requests <= left_today:
+        return f"today ({clock.today()})"
+    extra = math.ceil((requests - left_today) / per_day)
+    return str(clock.today() + timedelta(days=extra))
+
+
+def refresh_duty(ledger: Ledger, settings: BaseSettings) -> str | None:
+    """What the refresh costs every ``TIKTOK_REFRESH_DAYS``, against the quota of those days: a
+    compliance task per 10,000 ids (about five requests) and a request per profile that has no
+    video of its own to prove it public.  A warning, when the duty cannot be met at the quota."""
+    tasks, unproven, profiles = _refresh_cost(ledger)
+    if not tasks and not profiles:
+        return None
+    every = settings.getint("TIKTOK_REFRESH_DAYS")
+    quota = settings.getint("TIKTOK_DAILY_REQUEST_LIMIT") * every
+    cost = 5 * tasks + unproven
+    said = (
+        f"refresh: about {cost:,} requests every {every} days ({tasks:,} compliance tasks, {unproven:,} of "
+        f"{profiles:,} profiles without a video to prove them public): {cost / quota:.0%} of that time's quota"
+    )
+    if cost > quota:
+        said += " — more than the quota allows: the refresh cannot keep up; lower the study or ask TikTok for more"
+    return said
 
 
 def _totals(estimates: list[StageEstimate]) -> tuple[StageEstimate, StageEstimate]:
@@ -326,8 +361,15 @@ def _totals(estimates: list[StageEstimate]) -> tuple[StageEstimate, StageEstimat
     return research, follow
 
 
-def summary(estimates: list[StageEstimate], settings: BaseSettings, pilot_note: str = "") -> str:
-    """The plan as the terminal shows it."""
+def summary(
+    estimates: list[StageEstimate],
+    settings: BaseSettings,
+    pilot_note: str = "",
+    left_today: int | None = None,
+    duty: str | None = None,
+) -> str:
+    """The plan as the terminal shows it (``left_today``: the key's quota left today, to say by
+    which day the study will be done; ``duty``: the refresh's cost, :func:`refresh_duty`)."""
     research, follow = _totals(estimates)
     limit = settings.getint("TIKTOK_DAILY_REQUEST_LIMIT")
     follow_limit = settings.getint("TIKTOK_DAILY_FOLLOW_REQUEST_LIMIT")
@@ -341,6 +383,11 @@ def summary(estimates: list[StageEstimate], settings: BaseSettings, pilot_note: 
     else:
         figure = f"about {research.requests:,} requests ({research.low:,} to {research.high:,})"
     lines.append(f"  total: {figure}: {days(research.requests, limit)} at {per_day}")
+    if left_today is not None and research.requests:
+        lines.append(
+            f"  done by {done_by(research.requests, left_today, limit)}, with {left_today:,} requests left today "
+            "(what does not fit waits for the next UTC day)"
+        )
     if follow.requests:
         lines.append(
             f"  and {follow.requests:,} followers/following requests: {days(follow.requests, follow_limit)} "
@@ -350,6 +397,8 @@ def summary(estimates: list[StageEstimate], settings: BaseSettings, pilot_note: 
         lines.append("  stages marked unknown are estimated again when the study reaches them")
     if pilot_note:
         lines.append(f"  {pilot_note}")
+    if duty:
+        lines.append(f"  {duty}")
     return "\n".join(lines)
 
 

@@ -27,6 +27,7 @@ import difflib
 import gc
 import hashlib
 import json
+import sqlite3
 import sys
 import tomllib
 from datetime import UTC, datetime, time, timedelta
@@ -338,7 +339,8 @@ class Command(Named, QuietRun, ScrapyCommand):
             print(plan.as_json(estimates, self.settings, spent), flush=True)
             return
         said = f"the pilot spent {spent:,} requests; they are not in the plan" if spent else ""
-        print(plan.summary(estimates, self.settings, said), flush=True)
+        duty = plan.refresh_duty(ledger, self.settings) if ledger is not None and "refresh" in stages else None
+        print(plan.summary(estimates, self.settings, said, self._left_today(), duty), flush=True)
 
     def _check(self, spidercls: type, arguments: dict[str, str], later: bool = False) -> ApiSpider | None:
         """What ``scrapy crawl`` checks before a crawl; raises :class:`BadArgument`."""
@@ -352,7 +354,24 @@ class Command(Named, QuietRun, ScrapyCommand):
         from tiktok_spiders import plan
 
         assert self.settings is not None
-        return plan.summary(self._estimates(stages, spiders, ledger), self.settings)
+        duty = plan.refresh_duty(ledger, self.settings) if ledger is not None and "refresh" in stages else None
+        return plan.summary(
+            self._estimates(stages, spiders, ledger), self.settings, left_today=self._left_today(), duty=duty
+        )
+
+    def _left_today(self) -> int | None:
+        """The key's requests left today (its quota file, shared by every study), or None if it cannot be read."""
+        from tiktok_spiders.quota_file import QuotaFile
+
+        assert self.settings is not None
+        try:
+            quota = QuotaFile(self.settings["TIKTOK_QUOTA_FILE"], self.settings["TIKTOK_CLIENT_KEY"])
+        except (OSError, sqlite3.Error):
+            return None
+        try:
+            return max(0, self.settings.getint("TIKTOK_DAILY_REQUEST_LIMIT") - quota.spent(clock.today()))
+        finally:
+            quota.close()
 
     def _estimates(self, stages: list[str], spiders: list[ApiSpider | None], ledger: Ledger | None) -> list[Any]:
         from tiktok_spiders import plan
