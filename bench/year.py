@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--videos", type=int, default=20_000, help="videos in the sandbox over the year")
     parser.add_argument("--users", type=int, default=4_000)
-    parser.add_argument("--quota", type=int, default=150, help="the key's requests a day")
+    parser.add_argument("--quota", type=int, default=25, help="the key's requests a day (small: a day fills it)")
     parser.add_argument("--refresh-days", type=int, default=15)
     args = parser.parse_args()
 

@@ -327,3 +327,17 @@ def test_ctrl_c_ends_tables_and_report_as_ctrl_c_whatever_duckdb_makes_of_it(tmp
         work(tmp_path)
     assert signal.getsignal(signal.SIGINT) is before
     assert not (tmp_path / "staging").exists()
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parent.parent / "examples").glob("*.toml")), ids=lambda p: p.name
+)
+def test_every_example_study_file_is_one_the_study_command_takes(path: Path) -> None:
+    from scrapy.spiderloader import SpiderLoader
+
+    from tiktok_spiders.commands.study import load_study
+
+    loader = SpiderLoader.from_settings(Settings({"SPIDER_MODULES": ["tiktok_spiders.spiders"]}))
+    stages, arguments, _ = load_study(path, loader.list())
+    for stage in stages:
+        loader.load(stage)(**arguments[stage])  # BadArgument on an argument the spider does not take
