@@ -142,6 +142,7 @@ def test_the_tables_command_writes_every_table(emulator: Emulator, study_dir: Pa
         "users.parquet",
         "users_unavailable.parquet",
         "codebook.md",
+        "datapackage.json",
     }
     assert (tmp_path / "t" / "codebook.md").read_text(encoding="utf-8") == codebook.markdown()
     bad = scrapy_cli(tmp_path, cli_env(emulator, study_dir), "tables", "videos", "--where", "no_such_column > 1")

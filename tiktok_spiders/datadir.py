@@ -21,6 +21,7 @@ from tiktok_spiders.feeds import WRITABLE, feed_path
 from tiktok_spiders.files import LOCK_FILENAME, DataDirBusy, DataDirLock, LinkInTheWay, check_no_links, keep_private
 from tiktok_spiders.kinds import KINDS
 from tiktok_spiders.ledger import FILENAME, Ledger
+from tiktok_spiders.publish import DESCRIPTIONS, TABLE_DIRS
 from tiktok_spiders.purge import finish_pending
 from tiktok_spiders.quota_file import QuotaFile
 from tiktok_spiders.quota_file import default_path as default_quota_path
@@ -43,11 +44,11 @@ FIXED_NAMES = (
     "report.html",
     "report-data",
     "logs",
-    "tables",
+    *TABLE_DIRS,
     ".tables-staging",
     ".report-staging",
-    "tables/codebook.md",
-    "tables/study.duckdb",
+    *(f"{directory}/{name}" for directory in TABLE_DIRS for name in DESCRIPTIONS),
+    *(f"{directory}/study.duckdb" for directory in TABLE_DIRS),
 )
 
 
@@ -58,7 +59,12 @@ class DataDirError(ValueError):
 def written_names() -> list[str]:
     """Every name, relative to the data directory, that the tool writes."""
     feeds = [feed_path("", kind, fmt).name for kind in KINDS.values() for fmt in WRITABLE]
-    tables = [f"tables/{kind.feed}.{suffix}" for kind in KINDS.values() for suffix in ("parquet", "csv")]
+    tables = [
+        f"{directory}/{kind.feed}.{suffix}"
+        for directory in TABLE_DIRS
+        for kind in KINDS.values()
+        for suffix in ("parquet", "csv", "xlsx")
+    ]
     return [*FIXED_NAMES, *feeds, *tables]
 
 

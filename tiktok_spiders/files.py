@@ -174,7 +174,9 @@ def check_no_links(data_dir: Path, names: Iterable[str]) -> None:
         path = data_dir / name
         if path.is_symlink():
             raise LinkInTheWay(path)
-    for directory in (data_dir, data_dir / "tables", data_dir / "logs"):
+    paths = [data_dir / name for name in names]
+    directories = {data_dir, *(path.parent for path in paths), *(path for path in paths if path.is_dir())}
+    for directory in sorted(directories):
         for partial in partial_files(directory):
             if partial.is_symlink():
                 raise LinkInTheWay(partial)

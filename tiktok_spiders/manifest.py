@@ -78,16 +78,26 @@ def manifest(ledger: Ledger) -> dict[str, Any]:
         stages[name]["api_coverage"] = coverage_note(
             stages[name]["first_collected_at"], stages[name]["last_collected_at"]
         )
-    return {
-        "written_at": clock.stamp(),
-        "tool": tool_versions(),
-        "api_base_url": ledger.meta("api_base_url"),
-        "data_directory_created": ledger.meta("created"),
-        "requests_per_utc_day": ledger.requests_per_day(),
-        "stages": stages,
-        # when the study was refreshed, and how many records each refresh checked and purged (never which)
-        "refreshes": Refreshes(ledger).history(),
-    } | _unfinished(ledger)
+    return (
+        {
+            "written_at": clock.stamp(),
+            "tool": tool_versions(),
+            "api_base_url": ledger.meta("api_base_url"),
+            "data_directory_created": ledger.meta("created"),
+            "requests_per_utc_day": ledger.requests_per_day(),
+            "stages": stages,
+            # when the study was refreshed, and how many records each refresh checked and purged (never which)
+            "refreshes": Refreshes(ledger).history(),
+        }
+        | _unfinished(ledger)
+        | _pseudonymized(ledger)
+    )
+
+
+def _pseudonymized(ledger: Ledger) -> dict[str, Any]:
+    """Where pseudonymised tables were written, and what each column got (``tables --pseudonymize``)."""
+    note = ledger.meta("pseudonymized_tables")
+    return {"pseudonymized_tables": json.loads(note)} if note else {}
 
 
 def _unfinished(ledger: Ledger) -> dict[str, Any]:

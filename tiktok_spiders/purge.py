@@ -285,18 +285,26 @@ class Purge:
         return ""
 
     def _step_tables(self) -> str:
-        tables_dir = self.data_dir / "tables"
-        if not tables_dir.is_dir():
-            return ""
+        from tiktok_spiders.publish import TABLE_DIRS, made_as
         from tiktok_spiders.table_writer import rewrite_tables
 
-        rewritten, removed = rewrite_tables(
-            self.data_dir, tables_dir, self.private, self.settings.getint("TIKTOK_TABLES_MEMORY_MB")
-        )
-        said = f"rewrote {len(rewritten)} tables"
-        if removed:
-            said += f" and removed {', '.join(path.name for path in removed)} (no feed of this study makes them)"
-        return said
+        said = []
+        for name in TABLE_DIRS:  # as collected, pseudonymised, the ids alone: each made again as it was
+            tables_dir = self.data_dir / name
+            if not tables_dir.is_dir():
+                continue
+            rewritten, removed = rewrite_tables(
+                self.data_dir,
+                tables_dir,
+                self.private,
+                self.settings.getint("TIKTOK_TABLES_MEMORY_MB"),
+                made_as(name, self.ledger),
+            )
+            said.append(f"rewrote {len(rewritten)} files in {name}/")
+            if removed:
+                gone = ", ".join(path.name for path in removed)
+                said[-1] += f" and removed {gone} (no feed of this study makes them)"
+        return "; ".join(said)
 
     def _step_report(self) -> str:
         from tiktok_spiders.files import remove_tree
@@ -324,12 +332,13 @@ class Purge:
 
     def _step_leftovers(self) -> str:
         from tiktok_spiders.files import partial_files, remove_tree
+        from tiktok_spiders.publish import TABLE_DIRS
         from tiktok_spiders.table_writer import STAGING_NAMES
 
         removed = 0
         for name in STAGING_NAMES:  # of a tables or report run that was killed: the study's data
             removed += remove_tree(self.data_dir / name)
-        for directory in (self.data_dir, self.data_dir / "tables"):
+        for directory in (self.data_dir, *(self.data_dir / name for name in TABLE_DIRS)):
             for partial in partial_files(directory):
                 partial.unlink()
                 removed += 1

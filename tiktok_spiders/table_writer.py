@@ -19,6 +19,7 @@ hold, is written as JSON text, each value as sent).
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import shutil
 import signal
@@ -34,7 +35,8 @@ import pyarrow.parquet as pq
 
 from tiktok_spiders import tables
 from tiktok_spiders.feeds import feed_format, read_records
-from tiktok_spiders.files import atomic_path, make_dir
+from tiktok_spiders.files import atomic_path, atomic_write, make_dir
+from tiktok_spiders.kinds import KINDS
 
 #: Records per chunk, read, typed and written at a time (a few hundred MB for videos).
 CHUNK_ROWS = 20_000
@@ -226,15 +228,17 @@ class StudyDatabase:
         finally:
             self.connection.unregister("incoming")
 
-    def sql(self, name: str, joined: bool = True, within: set[str] | None = None, with_row: bool = True) -> str:
+    def sql(
+        self, name: str, joined: bool = True, tables: dict[str, list[str]] | None = None, with_row: bool = True
+    ) -> str:
         """The query of a table, with each row's feed order in ``_row``: the feed, or
         (``joined``) with what the study knows of it, as :func:`tables.study_tables` joins them;
-        ``within`` the tables it may join (default: all staged), ``with_row`` false for a view of
-        an output database (whose tables have no ``_row``)."""
+        ``tables``: the tables it may join and their columns (default: all staged), with ``with_row``
+        false for a view of an output database (whose tables have no ``_row``)."""
         if not joined:
             return f"SELECT * FROM {_quote(name)}"
-        staged = self.columns if within is None else {t: c for t, c in self.columns.items() if t in within}
-        columns = self.columns[name]
+        staged = self.columns if tables is None else tables
+        columns = staged[name]
         added: dict[str, str] = {}  # the joined columns, by name: their expressions
         joins: list[str] = []
         if name == "videos":
@@ -437,14 +441,92 @@ def _written(study: StudyDatabase, name: str, query: str, select: Selection | No
 def write_table(
     study: StudyDatabase, name: str, path: Path, fmt: str, select: Selection | None = None, private: bool = True
 ) -> tuple[int, int]:
-    """One staged table, joined, as a CSV or Parquet file; ``select`` picks from each chunk."""
+    """One staged table, joined, as a CSV, Parquet or XLSX file; ``select`` picks from each chunk."""
     query = study.sql(name)
     chunks = _written(study, name, query, select)
     if fmt == "csv":
         return write_csv(chunks, path, private)
     if fmt == "parquet":
         return write_parquet(chunks, study.json_types(query), path, private)
-    raise ValueError(f"unknown table format {fmt!r} (use csv or parquet)")
+    if fmt == "xlsx":
+        return write_xlsx(chunks, path, name, private)
+    raise ValueError(f"unknown table format {fmt!r} (use csv, parquet or xlsx)")
+
+
+#: A worksheet's rows (its header one of them) and the characters a cell holds (Excel's limits).
+SHEET_ROWS = 1_048_576
+CELL_CHARS = 32_767
+#: The columns written as text in a spreadsheet: every id, so that all 19 digits survive (a spreadsheet
+#: keeps 15), and never read as a number when typed back.
+ID_COLUMNS = frozenset(field for kind in KINDS.values() for field in kind.id_fields)
+
+
+def write_xlsx(
+    chunks: Iterable[pd.DataFrame], path: Path, name: str, private: bool = True, rows_per_sheet: int = SHEET_ROWS - 1
+) -> tuple[int, int]:
+    """The chunks as one workbook, atomically: ids as text, every string a string (never a formula,
+    a link or a number), times as UTC dates, lists and objects as JSON text; more rows than a sheet
+    holds go on to a next sheet (``videos``, ``videos (2)``, ...).  A text longer than a cell holds
+    is an error naming it, never cut short."""
+    import xlsxwriter
+
+    rows = columns = 0
+    make_dir(path.parent, private)
+    with atomic_path(path, private=private) as partial:
+        options = {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False}
+        options["strings_to_numbers"] = False
+        workbook = xlsxwriter.Workbook(str(partial), options)
+        when = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        try:
+
+            def next_sheet(header: list[str], kinds: list[str | None]) -> Any:
+                count = len(workbook.worksheets())
+                sheet = workbook.add_worksheet(f"{name} ({count + 1})" if count else name)
+                for column, title in enumerate(header):  # a time's header says its zone
+                    sheet.write_string(0, column, f"{title} (UTC)" if kinds[column] == "time" else title)
+                return sheet
+
+            sheet, at = None, 0
+            for chunk in chunks:
+                header = list(chunk.columns)
+                kinds = [tables.column_type(column) for column in header]
+                columns = len(header)
+                for record in chunk.itertuples(index=False):
+                    if sheet is None or at > rows_per_sheet:
+                        sheet, at = next_sheet(header, kinds), 1
+                    for column, value in enumerate(record):
+                        _cell(sheet, at, column, value, header[column], kinds[column], when, rows)
+                    at += 1
+                    rows += 1
+                if sheet is None and header:  # an empty table: its header
+                    sheet = next_sheet(header, kinds)
+            if sheet is None:
+                workbook.add_worksheet(name)
+        finally:
+            workbook.close()
+    return rows, columns
+
+
+def _cell(sheet: Any, row: int, column: int, value: Any, name: str, kind: str | None, when: Any, index: int) -> None:
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
+        return
+    if kind == "int":
+        if name in ID_COLUMNS or name.removeprefix("parent_").removeprefix("video_") in ID_COLUMNS:
+            sheet.write_string(row, column, str(int(value)))
+        else:
+            sheet.write_number(row, column, int(value))
+    elif kind == "time":
+        sheet.write_datetime(row, column, value.tz_convert("UTC").tz_localize(None).to_pydatetime(), when)
+    elif kind == "bool":
+        sheet.write_boolean(row, column, bool(value))
+    else:
+        text = value if isinstance(value, str) else json.dumps(tables.plain(value), ensure_ascii=False)
+        if len(text) > CELL_CHARS:
+            raise ValueError(
+                f"row {index + 1}, column {name}: {len(text):,} characters, more than a spreadsheet cell holds "
+                f"({CELL_CHARS:,}): write this table as Parquet or CSV"
+            )
+        sheet.write_string(row, column, text)
 
 
 def write_database(
@@ -462,10 +544,12 @@ def write_database(
                 query = study.sql(name, joined=False)
                 chunks = _written(study, name, query, select)
                 written[name] = _write_duckdb_table(database, name, chunks, study.json_types(query))
+            held = {
+                name: [row[0] for row in database.execute(f"DESCRIBE {_quote(name)}").fetchall()] for name in written
+            }
             for view, table in DUCKDB_VIEWS.items():
                 if table in written:  # joined with whatever else the database holds, as the table files are
-                    joined = study.sql(table, within=set(written), with_row=False)
-                    database.execute(f"CREATE VIEW {_quote(view)} AS {joined}")
+                    database.execute(f"CREATE VIEW {_quote(view)} AS {study.sql(table, tables=held, with_row=False)}")
     return written
 
 
@@ -478,12 +562,88 @@ def database_tables(path: Path) -> list[str]:
     return [name for (name,) in rows]
 
 
-def rewrite_tables(data_dir: Path, tables_dir: Path, private: bool, memory_mb: int) -> tuple[list[Path], list[Path]]:
-    """Every table in ``tables_dir`` written again from the study's feeds (after a purge):
-    ``(rewritten, removed)``.  A table no feed of the study makes any more (its records all
-    gone), or a file of study data the tool cannot remake there (a selection written with
-    ``--output`` into it), is removed: it may hold what was purged."""
-    written = sorted(p for p in tables_dir.glob("*.*") if p.suffix in (".parquet", ".csv", ".duckdb"))
+TABLE_SUFFIXES = (".parquet", ".csv", ".duckdb", ".xlsx")
+
+
+def write_tables(
+    study: StudyDatabase,
+    names: list[str],
+    out_dir: Path,
+    fmt: str,
+    select: Selection | None = None,
+    private: bool = True,
+    output: Path | None = None,
+) -> list[tuple[Path, str]]:
+    """The tables ``names`` written into ``out_dir`` (or, one of them, to ``output``): the files,
+    each with what it holds in words."""
+    if fmt == "duckdb":
+        path = output or out_dir / "study.duckdb"
+        written = write_database(study, names, path, select, private)
+        return [(path, f"{len(written)} tables: {', '.join(written)}")]
+    files = []
+    for name in names:
+        path = output or out_dir / f"{name}.{fmt}"
+        rows, columns = write_table(study, name, path, fmt, select, private)
+        files.append((path, f"{rows:,} rows, {columns} columns"))
+    return files
+
+
+def describe_tables(
+    study: StudyDatabase,
+    files: list[tuple[Path, str]],
+    out_dir: Path,
+    manifest: dict[str, Any],
+    private: bool,
+    made_as: Selection | None = None,
+) -> list[Path]:
+    """What every column of the tables in ``out_dir`` means, beside them: ``codebook.md``, and
+    ``datapackage.json`` (Frictionless Data Package v2) for the table files; the files written.
+    ``made_as``: how the tables were made (pseudonyms: the package's queries get them too)."""
+    from tiktok_spiders import publish
+    from tiktok_spiders.codebook import markdown
+
+    described = [out_dir / "codebook.md"]
+    with atomic_write(described[0], private=private) as handle:
+        handle.write(markdown())
+    resources = {
+        path.stem: (path, _columns_of(path))
+        for path, _ in files
+        if path.suffix in (".csv", ".parquet") and path.stem in study.columns
+    }
+    if resources:
+
+        def holds(table: str, fields: list[str], other: str, other_fields: list[str]) -> bool:
+            on = " AND ".join(f"o.{_quote(o)} = t.{_quote(f)}" for f, o in zip(fields, other_fields, strict=True))
+            present = " AND ".join(f"t.{_quote(f)} IS NOT NULL" for f in fields)
+            missing = study.connection.execute(
+                f"SELECT count(*) FROM {_quote(table)} t WHERE {present} AND NOT EXISTS "
+                f"(SELECT 1 FROM {_quote(other)} o WHERE {on})"
+            ).fetchall()[0][0]
+            return missing == 0
+
+        pseudonyms = made_as if isinstance(made_as, publish.Pseudonyms) else None
+        package = publish.data_package(out_dir, resources, manifest, holds, out_dir.resolve().parent.name, pseudonyms)
+        publish.write_json(out_dir / "datapackage.json", package, private)
+        described.append(out_dir / "datapackage.json")
+    return described
+
+
+def _columns_of(path: Path) -> list[str]:
+    if path.suffix == ".parquet":
+        return pq.read_schema(path).names
+    with path.open(encoding="utf-8", newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
+def rewrite_tables(
+    data_dir: Path, tables_dir: Path, private: bool, memory_mb: int, select: Selection | None = None
+) -> tuple[list[Path], list[Path]]:
+    """Every table in ``tables_dir`` written again from the study's feeds (after a purge), with
+    ``select`` as they were made (pseudonyms, the ids alone): ``(rewritten, removed)``.  A table
+    no feed of the study makes any more (its records all gone), or a file of study data the tool
+    cannot remake there (a selection written with ``--output`` into it), is removed: it may hold
+    what was purged."""
+    written = sorted(p for p in tables_dir.glob("*.*") if p.suffix in TABLE_SUFFIXES)
     if not written:
         return [], []
     feeds = tables.study_feeds(data_dir)
@@ -494,12 +654,18 @@ def rewrite_tables(data_dir: Path, tables_dir: Path, private: bool, memory_mb: i
         for path in written:
             if path.suffix == ".duckdb":
                 names = [name for name in database_tables(path) if name in feeds]
-                write_database(study, names, path, private=private)
+                write_database(study, names, path, select, private=private)
             elif path.stem in feeds:
-                write_table(study, path.stem, path, path.suffix[1:], private=private)
+                write_table(study, path.stem, path, path.suffix[1:], select, private=private)
             else:
                 path.unlink()
                 removed.append(path)
                 continue
             rewritten.append(path)
+        if (tables_dir / "datapackage.json").exists():
+            from tiktok_spiders.manifest import FILENAME
+
+            manifest_path = data_dir / FILENAME
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+            describe_tables(study, [(path, "") for path in rewritten], tables_dir, manifest, private, select)
     return rewritten, removed

@@ -135,25 +135,25 @@ def _times(column: str, values: list[Any]) -> pd.Series:
     )
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Parquet gives lists back as arrays: make them lists again (also inside objects)."""
     if hasattr(value, "tolist") and not isinstance(value, str):
         value = value.tolist()
     if isinstance(value, list):
-        return [_plain(element) for element in value]
+        return [plain(element) for element in value]
     if isinstance(value, dict):
-        return {key: _plain(element) for key, element in value.items()}
+        return {key: plain(element) for key, element in value.items()}
     return value
 
 
 def _exact_ints(column: str, values: list[Any]) -> pd.api.extensions.ExtensionArray:
     """Whole numbers as ``Int64``, exactly; a float (which may already be rounded) or a number
     outside int64 is an error, never a silently wrong value."""
-    plain = _plain_ints(values)
-    if plain is not None:  # the usual case: checked at once
-        present = [value for value in plain if value is not None]
+    whole = _plain_ints(values)
+    if whole is not None:  # the usual case: checked at once
+        present = [value for value in whole if value is not None]
         if not present or (INT64_RANGE[0] <= min(present) and max(present) <= INT64_RANGE[1]):
-            return pd.array(plain, dtype="Int64")
+            return pd.array(whole, dtype="Int64")
     numbers: list[int | None] = []
     for value in values:
         if _missing(value):
@@ -197,7 +197,7 @@ def _json(value: Any) -> Any:
             return json.loads(value)
         except ValueError:
             raise ValueError(f"{value[:40]!r} is not a JSON list or object") from None
-    return _plain(value)
+    return plain(value)
 
 
 def _typed_column(column: str, kind: str | None, values: list[Any], index: pd.Index) -> Any:

@@ -17,6 +17,7 @@ every error is found before anything is written.
 
 from __future__ import annotations
 
+import json
 import sys
 from functools import partial
 from pathlib import Path
@@ -25,15 +26,18 @@ from typing import TYPE_CHECKING, Any
 from scrapy.commands import ScrapyCommand
 from scrapy.exceptions import UsageError
 
+from tiktok_spiders import publish
 from tiktok_spiders.commands import Named
 from tiktok_spiders.feeds import feed_format
-from tiktok_spiders.files import atomic_write, make_dir
+from tiktok_spiders.files import make_dir
 from tiktok_spiders.where import Where, WhereError
 
 if TYPE_CHECKING:
     import argparse
 
     import pandas as pd
+
+    from tiktok_spiders.ledger import Ledger
 
 
 INTERRUPTED = "interrupted: the files written before are complete, the one being written is not there"
@@ -54,9 +58,20 @@ class Command(Named, ScrapyCommand):
         parser.add_argument("--data-dir", help="the study's data directory (default TIKTOK_DATA_DIR)")
         parser.add_argument(
             "--format",
-            choices=("parquet", "csv", "duckdb"),
-            default="parquet",
-            help="one file per table, or (duckdb) every table and views joining them in one database",
+            choices=("parquet", "csv", "duckdb", "xlsx"),
+            help="one file per table (default parquet; csv with --ids-only; xlsx: a workbook per table, ids as "
+            "text, no formulas), or (duckdb) every table and views joining them in one database",
+        )
+        parser.add_argument(
+            "--pseudonymize",
+            action="store_true",
+            help="usernames and display names replaced by keyed pseudonyms, identifying profile fields left out: "
+            "into <data dir>/tables-pseudonymized",
+        )
+        parser.add_argument(
+            "--ids-only",
+            action="store_true",
+            help="only the ids another researcher can collect the study again from, into <data dir>/tables-ids",
         )
         parser.add_argument("--output-dir", help="where tables go (default <data dir>/tables)")
         parser.add_argument("--output", help="one table's file (its suffix sets the format)")
@@ -84,14 +99,16 @@ class Command(Named, ScrapyCommand):
                 raise ConfigError(f"data directory {data_dir} does not exist")
             # one command writes a data directory at a time: a refresh purging it meanwhile
             # would have these tables written back with what it purged
-            with held_for_tables(data_dir, self.settings, say=lambda line: print(f"note: {line}", file=sys.stderr)):
-                self.write(args, opts, data_dir)
+            with held_for_tables(
+                data_dir, self.settings, say=lambda line: print(f"note: {line}", file=sys.stderr)
+            ) as ledger:
+                self.write(args, opts, data_dir, ledger)
         except (ConfigError, DataDirError) as error:
             self._fail(f"error: {error}", 2)
         except PurgeUnfinished as error:
             self._fail(f"error: {error}. Fix it and run the same command again.", 1)
 
-    def write(self, args: list[str], opts: argparse.Namespace, data_dir: Path) -> None:
+    def write(self, args: list[str], opts: argparse.Namespace, data_dir: Path, ledger: Ledger | None = None) -> None:
         """The tables asked for, every mistake found before anything is written."""
         # pandas, pyarrow and DuckDB: imported only when tables are asked for
         import duckdb
@@ -103,9 +120,15 @@ class Command(Named, ScrapyCommand):
         try:
             if (opts.where or opts.columns) and not opts.output:
                 raise UsageError("a selection (--where, --columns) goes to its own file: add --output FILE")
-            if opts.output and Path(opts.output).suffix not in (".csv", ".parquet", ".duckdb"):
-                raise UsageError(f"--output {opts.output}: end it in .csv, .parquet or .duckdb")
+            if opts.output and Path(opts.output).suffix not in table_writer.TABLE_SUFFIXES:
+                raise UsageError(f"--output {opts.output}: end it in .csv, .parquet, .duckdb or .xlsx")
+            if (opts.pseudonymize or opts.ids_only) and ledger is None:
+                raise UsageError("--pseudonymize and --ids-only work on a study's data directory, not --inputs")
+            if opts.pseudonymize and opts.ids_only:
+                raise UsageError("--ids-only holds no name to pseudonymize: give one of them")
             feeds, names = self._feeds(tables, args, opts, data_dir)
+            if opts.ids_only:
+                names = [name for name in names if publish.with_ids(name)]
             if opts.output and len(names) != 1:
                 raise UsageError("--output writes one table: name it")
         except (ValueError, OSError, UsageError) as error:
@@ -113,15 +136,22 @@ class Command(Named, ScrapyCommand):
             return
         private = self.settings.getbool("TIKTOK_PRIVATE_FILES")
         memory_mb = self.settings.getint("TIKTOK_TABLES_MEMORY_MB")
-        out_dir = Path(opts.output_dir) if opts.output_dir else data_dir / "tables"
+        default_dir = (
+            publish.PSEUDONYMIZED_DIR if opts.pseudonymize else publish.IDS_DIR if opts.ids_only else publish.TABLES_DIR
+        )
+        out_dir = Path(opts.output_dir) if opts.output_dir else data_dir / default_dir
         output = Path(opts.output) if opts.output else None
-        fmt = output.suffix.lstrip(".") if output else opts.format
+        fmt = output.suffix.lstrip(".") if output else opts.format or ("csv" if opts.ids_only else "parquet")
         try:
             where = Where(opts.where) if opts.where else None
         except WhereError as error:
             self._fail(f"error: --where {opts.where!r}: {error}", 2)
             return
-        select = partial(self._select, where, opts) if opts.where or opts.columns else None
+        steps: list[Any] = [partial(self._select, where, opts)] if opts.where or opts.columns else []
+        made_as = publish.made_as(default_dir, ledger) if ledger is not None else None
+        if made_as is not None:  # pseudonyms, the ids alone: after the selection, which sees the data as it is
+            steps.append(made_as)
+        select = _chain(steps)
         if not opts.inputs:
             self._warn_if_due(data_dir)
         try:
@@ -136,15 +166,20 @@ class Command(Named, ScrapyCommand):
                     study.add(names[0], feeds[names[0]], key=tables.FEED_KEYS.get(names[0]))
                 else:
                     table_writer.stage_study(study, {name: paths[0] for name, paths in feeds.items()}, names)
-                if fmt == "duckdb":
-                    path = output or out_dir / "study.duckdb"
-                    written = table_writer.write_database(study, names, path, select, private)
-                    print(f"{path}  ({len(written)} tables: {', '.join(written)})")
-                    return
-                for name in names:
-                    path = output or out_dir / f"{name}.{fmt}"
-                    rows, columns = table_writer.write_table(study, name, path, fmt, select, private)
-                    print(f"{path}  ({rows:,} rows, {columns} columns)")
+                files = table_writer.write_tables(study, names, out_dir, fmt, select, private, output)
+                for path, what in files:
+                    print(f"{path}  ({what})")
+                if not output:  # what every column means, beside the tables
+                    if opts.pseudonymize and ledger is not None:
+                        _note_pseudonyms(ledger, data_dir, out_dir, study.columns, private)
+                    manifest = (
+                        json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+                        if (data_dir / "manifest.json").is_file()
+                        else {}
+                    )
+                    described = table_writer.describe_tables(study, files, out_dir, manifest, private, made_as)
+                    for path in described:
+                        print(f"{path}  ({'what every column means' if path.suffix == '.md' else 'the data package'})")
         except (ValueError, KeyError, UsageError, pa.ArrowException) as error:  # a feed's record, or the selection
             self._fail(f"error: {error}", 2)
             return
@@ -154,12 +189,6 @@ class Command(Named, ScrapyCommand):
         except (OSError, duckdb.Error) as error:
             self._fail(f"error: could not write the tables: {error}", 1)
             return
-        if not output:  # what every column means, beside the tables
-            from tiktok_spiders.codebook import markdown
-
-            with atomic_write(out_dir / "codebook.md", private=private) as handle:
-                handle.write(markdown())
-            print(f"{out_dir / 'codebook.md'}  (what every column means)")
 
     def _fail(self, message: str, status: int) -> None:
         print(message, file=sys.stderr)
@@ -220,3 +249,30 @@ class Command(Named, ScrapyCommand):
                 raise ValueError(f"--columns: no column {unknown[0]!r}")
             frame = frame[columns]
         return frame
+
+
+def _chain(steps: list[Any]) -> Any:
+    """The selection that applies ``steps`` to a chunk in turn (None: none)."""
+    if not steps:
+        return None
+
+    def chained(frame: pd.DataFrame) -> pd.DataFrame:
+        for step in steps:
+            frame = step(frame)
+        return frame
+
+    return chained
+
+
+def _note_pseudonyms(
+    ledger: Ledger, data_dir: Path, out_dir: Path, columns: dict[str, list[str]], private: bool
+) -> None:
+    """The manifest says where pseudonymised tables are and what each column got."""
+    from tiktok_spiders import publish
+    from tiktok_spiders.manifest import write_manifest
+
+    note = publish.pseudonymized_note(out_dir, columns)
+    ledger.connection.execute("INSERT OR REPLACE INTO meta VALUES ('pseudonymized_tables', ?)", (json.dumps(note),))
+    ledger.commit()
+    if (data_dir / "manifest.json").is_file():
+        write_manifest(ledger, data_dir, private)
