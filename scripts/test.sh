@@ -8,6 +8,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# cffconvert, which checks CITATION.cff (tests/test_publish.py), in a venv of its own: it pins an old
+# jsonschema that frictionless cannot use
+if [ ! -x .venv-tools/bin/cffconvert ]; then
+  python3 -m venv .venv-tools
+  .venv-tools/bin/python -m pip install --quiet 'cffconvert>=2,<3'
+fi
 # the static checks first (seconds), then the suite: lint and format (ruff), types (mypy, pyproject's [tool.mypy])
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -36,13 +36,18 @@ INTERRUPTED = "interrupted: run the same command again to go on"
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()]
-    return "usage: tiktok-spiders COMMAND [options]   (COMMAND -h for its options)\n\n" + "\n".join(lines)
+    return "usage: tiktok-spiders COMMAND [options]   (COMMAND -h for its options; --version)\n\n" + "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
+        sys.exit(0)
+    if argv[0] in ("--version", "-V"):  # what to cite (CITATION.cff) and what each manifest names
+        from importlib.metadata import version
+
+        print(f"tiktok-spiders {version('tiktok-spiders')}")
         sys.exit(0)
     if argv[0] not in COMMANDS and argv[0] not in ("settings", "version"):
         print(f"error: unknown command {argv[0]!r} (one of: {', '.join(COMMANDS)})", file=sys.stderr)
