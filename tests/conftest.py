@@ -66,6 +66,8 @@ LONGEST_FIRST = (
     "test_world.py",
     "test_demo.py",
     "test_tables.py",
+    "test_publish.py",
+    "test_rolling.py",
     "test_study.py",
     "test_replies.py",
 )
