@@ -18,6 +18,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,13 @@ def assert_one_line_error(done: subprocess.CompletedProcess, fragment: str) -> N
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and fragment in errors[0], done.stderr[-3000:]
+
+
+def assert_exactly(got: list, expected: list) -> None:
+    """Each expected value once: none missing, none extra, none twice."""
+    duplicates = [value for value, n in Counter(got).items() if n > 1]
+    assert not duplicates, f"{len(duplicates)} duplicates"
+    assert sorted(got) == sorted(expected)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

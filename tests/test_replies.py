@@ -11,6 +11,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from tests.conftest import (
     EVERY_FAULT_SETTINGS,
+    assert_exactly,
     cli_env,
     crawl,
     every_fault,
@@ -20,7 +21,6 @@ from tests.conftest import (
     settings_for,
     spider_args,
 )
-from tests.test_resilience import assert_exactly
 from tiktok_spiders import api, tables
 from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.spiders.comments import CommentsSpider

@@ -23,6 +23,7 @@ from tests.conftest import (
     STUDY_ARGS,
     STUDY_DATES,
     STUDY_QUERY,
+    assert_exactly,
     cli_env,
     crawl,
     every_fault,
@@ -44,12 +45,6 @@ pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to
 
 def ids(path: Path, key: str = "id") -> list:
     return [record[key] for record in read_jsonl(path)]
-
-
-def assert_exactly(got: list, expected: list) -> None:
-    duplicates = [value for value, n in Counter(got).items() if n > 1]
-    assert not duplicates, f"{len(duplicates)} duplicates"
-    assert sorted(got) == sorted(expected)
 
 
 def served_pages(api_emulator: Emulator, path: str = api.VIDEO_QUERY_PATH) -> list[str]:

@@ -1,7 +1,9 @@
 """A whole study against the emulator: videos -> comments -> users, checked against ground truth.
 
-The tests run in file order and share one data directory, as the stages of a
-study do: comments and users are seeded from the videos feed the first test wrote.
+The tests share one data directory, as the stages of a study do: in file order each
+stage's test collects its stage there, seeded from the feed the test before wrote; a
+test run alone (or in another order) has the stages it stands on collected first
+(:func:`collected`), and collects its own stage into a directory of its own.
 """
 
 from __future__ import annotations
@@ -50,9 +52,34 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("study")
 
 
+#: The study's stages, in order: the spider and its arguments.
+STAGES = {"videos": (VideosSpider, STUDY_ARGS), "comments": (CommentsSpider, {}), "users": (UsersSpider, {})}
+
+
+async def collected(emulator: Emulator, data_dir: Path, *stages: str) -> Path:
+    """The study's directory with ``stages`` collected: by the tests before, or now."""
+    for stage in stages:
+        if not (data_dir / f"{stage}.jsonl").exists():
+            spider, arguments = STAGES[stage]
+            crawler = await crawl(spider, settings_for(emulator, data_dir), **arguments)
+            assert crawler.stats.get_value("finish_reason") == "finished"
+    return data_dir
+
+
+def stage_dir(data_dir: Path, tmp_path: Path, stage: str, *seeds: str) -> Path:
+    """Where a stage's test collects: the study's directory, unless the stage is there already
+    (then a directory of its own, with the feeds it is seeded from)."""
+    if not (data_dir / f"{stage}.jsonl").exists():
+        return data_dir
+    for feed in seeds:
+        (tmp_path / f"{feed}.jsonl").write_bytes((data_dir / f"{feed}.jsonl").read_bytes())
+    return tmp_path
+
+
 @deferred_f_from_coro_f
-async def test_videos_collects_exactly_the_ground_truth(emulator: Emulator, data_dir: Path) -> None:
+async def test_videos_collects_exactly_the_ground_truth(emulator: Emulator, data_dir: Path, tmp_path: Path) -> None:
     log_start = len(request_log(emulator))
+    data_dir = stage_dir(data_dir, tmp_path, "videos")
     crawler = await crawl(VideosSpider, settings_for(emulator, data_dir), **STUDY_ARGS)
     assert crawler.stats.get_value("finish_reason") == "finished"
     expected = emulator.corpus.expected_videos(STUDY_QUERY, *STUDY_DATES)
@@ -71,7 +98,10 @@ async def test_videos_collects_exactly_the_ground_truth(emulator: Emulator, data
 
 
 @deferred_f_from_coro_f
-async def test_comments_from_the_feed_are_every_served_comment(emulator: Emulator, data_dir: Path) -> None:
+async def test_comments_from_the_feed_are_every_served_comment(
+    emulator: Emulator, data_dir: Path, tmp_path: Path
+) -> None:
+    data_dir = stage_dir(await collected(emulator, data_dir, "videos"), tmp_path, "comments", "videos")
     videos = read_jsonl(data_dir / "videos.jsonl")
     crawler = await crawl(CommentsSpider, settings_for(emulator, data_dir))
     assert crawler.stats.get_value("finish_reason") == "finished"
@@ -81,7 +111,10 @@ async def test_comments_from_the_feed_are_every_served_comment(emulator: Emulato
 
 
 @deferred_f_from_coro_f
-async def test_users_from_the_feed_are_every_available_author(emulator: Emulator, data_dir: Path) -> None:
+async def test_users_from_the_feed_are_every_available_author(
+    emulator: Emulator, data_dir: Path, tmp_path: Path
+) -> None:
+    data_dir = stage_dir(await collected(emulator, data_dir, "videos"), tmp_path, "users", "videos")
     usernames = {video["username"] for video in read_jsonl(data_dir / "videos.jsonl")}
     crawler = await crawl(UsersSpider, settings_for(emulator, data_dir))
     assert crawler.stats.get_value("finish_reason") == "finished"
@@ -94,7 +127,9 @@ async def test_users_from_the_feed_are_every_available_author(emulator: Emulator
     assert crawler.stats.get_value("tiktok/requests") == len(usernames)
 
 
-def test_csv_feeds_read_back_with_pandas_equal_the_jsonl(emulator: Emulator, data_dir: Path) -> None:
+@deferred_f_from_coro_f
+async def test_csv_feeds_read_back_with_pandas_equal_the_jsonl(emulator: Emulator, data_dir: Path) -> None:
+    await collected(emulator, data_dir, "videos", "comments")
     for feed, ids in (("videos", ["id", "music_id"]), ("comments", ["id", "video_id", "parent_comment_id"])):
         records = read_jsonl(data_dir / f"{feed}.jsonl")
         table = pd.read_csv(
@@ -121,6 +156,7 @@ def test_csv_feeds_read_back_with_pandas_equal_the_jsonl(emulator: Emulator, dat
 
 @deferred_f_from_coro_f
 async def test_a_second_run_spends_nothing_and_rewrites_the_same_feeds(emulator: Emulator, data_dir: Path) -> None:
+    await collected(emulator, data_dir, "videos")
     before = (data_dir / "videos.jsonl").read_bytes()
     log_start = len(request_log(emulator))
     crawler = await crawl(VideosSpider, settings_for(emulator, data_dir), **STUDY_ARGS)
@@ -134,6 +170,7 @@ async def test_a_second_run_spends_nothing_and_rewrites_the_same_feeds(emulator:
 async def test_min_comments_skips_uncommented_videos_and_saves_their_requests(
     emulator: Emulator, data_dir: Path, tmp_path: Path
 ) -> None:
+    await collected(emulator, data_dir, "videos", "comments")
     videos = read_jsonl(data_dir / "videos.jsonl")
     (tmp_path / "videos.jsonl").write_bytes((data_dir / "videos.jsonl").read_bytes())
     crawler = await crawl(CommentsSpider, settings_for(emulator, tmp_path), min_comments="1")
