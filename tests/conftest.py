@@ -51,6 +51,8 @@ STUDY_DATES = (date(2024, 1, 1), date(2024, 3, 30))
 #: tests of a later stage where the number of records proves nothing.
 MONTH_ARGS = {**STUDY_ARGS, "end_date": "2024-01-30"}
 MONTH_DATES = (date(2024, 1, 1), date(2024, 1, 30))
+#: Five days of one hashtag, one window: a crawl of a few requests, for what needs any data at all.
+ONE_WINDOW = {"hashtags": "climate", "start_date": "2024-01-01", "end_date": "2024-01-05", "window_days": "30"}
 
 
 #: The files that take longest, longest first, handed out before the rest (``--no-loadscope-reorder``

@@ -18,6 +18,7 @@ import pytest
 from scrapy.http import Response
 
 from tests.conftest import (
+    ONE_WINDOW,
     assert_one_line_error,
     cli_env,
     quota_file,
@@ -32,8 +33,6 @@ from tiktok_spiders.files import LOCK_FILENAME
 from tiktok_spiders.ledger import FILENAME
 
 pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
-
-ONE_WINDOW = {"hashtags": "climate", "start_date": "2024-01-01", "end_date": "2024-01-05", "window_days": "30"}
 
 
 @pytest.fixture

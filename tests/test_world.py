@@ -23,6 +23,7 @@ import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from tests.conftest import (
+    ONE_WINDOW,
     STUDY_ARGS,
     assert_one_line_error,
     cli_env,
@@ -42,8 +43,6 @@ from tiktok_spiders.ledger import FILENAME, Ledger
 from tiktok_spiders.spiders.videos import VideosSpider
 
 pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
-
-ONE_WINDOW = {"hashtags": "climate", "start_date": "2024-01-01", "end_date": "2024-01-05", "window_days": "30"}
 
 
 def errors_of(done: subprocess.CompletedProcess) -> list[str]:

@@ -163,15 +163,7 @@ def describe(table: str, column: str) -> str | None:
 
 def documents(table: str, column: str) -> bool:
     """Whether the codebook says what ``column`` of ``table`` (a feed, or the table ``tables`` writes) means."""
-    try:
-        meaning(table, column)
-        return True
-    except KeyError:
-        pass
-    for added, _ in TABLE_COLUMNS.get(table, []):
-        if added == column or (added.endswith("*") and column.startswith(added[:-1])):
-            return True
-    return False
+    return describe(table, column) is not None
 
 
 def _pseudonymised(column: str) -> str:

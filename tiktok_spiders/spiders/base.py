@@ -59,6 +59,17 @@ def comma_list(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
+def whole_number(name: str, value: str | int, minimum: int = 0) -> int:
+    """A whole-number argument of at least ``minimum``, or :class:`BadArgument` naming it."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadArgument(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise BadArgument(f"{name} must be {minimum} or more, not {value!r}")
+    return number
+
+
 def parse_fields(value: str | None, allowed: tuple[str, ...], always: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The ``fields`` argument, checked against the documented list (default: all of it)."""
     if not value:

@@ -15,7 +15,7 @@ from typing import Any
 from tiktok_spiders import api
 from tiktok_spiders.items import Comment, known_fields
 from tiktok_spiders.kinds import kinds_of
-from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list, parse_fields
+from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list, parse_fields, whole_number
 
 
 def id_list(name: str, value: str) -> list[int]:
@@ -24,16 +24,6 @@ def id_list(name: str, value: str) -> list[int]:
     if not values or None in values:
         raise BadArgument(f"{name} must be numbers, not {value!r}")
     return values  # type: ignore[return-value]
-
-
-def at_least(name: str, value: str | int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadArgument(f"{name} must be a whole number, not {value!r}") from None
-    if number < 0:
-        raise BadArgument(f"{name} must be 0 or more, not {value!r}")
-    return number
 
 
 class CommentListSpider(SeedFeedSpider):
@@ -52,7 +42,7 @@ class CommentListSpider(SeedFeedSpider):
     def __init__(self, *args: Any, fields: str | None = None, minimum: str | int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields = parse_fields(fields, api.COMMENT_FIELDS, always=self.always_fields)
-        self.minimum = at_least(self.minimum_argument, minimum)
+        self.minimum = whole_number(self.minimum_argument, minimum)
         if self.minimum > 0:
             self.keep_record = self._has_enough
 

@@ -20,7 +20,7 @@ from tiktok_spiders import api, clock
 from tiktok_spiders.items import Video, known_fields
 from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.query import Query, QueryError
-from tiktok_spiders.spiders.base import ApiSpider, BadArgument, as_bool, comma_list, parse_fields
+from tiktok_spiders.spiders.base import ApiSpider, BadArgument, as_bool, comma_list, parse_fields, whole_number
 from tiktok_spiders.terminal import note
 
 #: Spider argument -> condition field of the query it adds.
@@ -68,18 +68,6 @@ def check_range(start: date, end: date) -> None:
     latest = clock.today() + timedelta(days=FUTURE_DAYS)
     if end > latest:
         raise BadArgument(f"end_date {end} is more than a year from today ({clock.today()}): check the date")
-
-
-def _positive(name: str, value: str | int | None) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadArgument(f"{name} must be a whole number, not {value!r}") from None
-    if number < 1:
-        raise BadArgument(f"{name} must be 1 or more, not {value!r}")
-    return number
 
 
 def _stored_between(ledger: Any, first: date, last: date) -> int:
@@ -170,7 +158,11 @@ class VideosSpider(ApiSpider):
             raise BadArgument(f"window_days must be between 1 and {api.MAX_WINDOW_DAYS}, not {self.window_days}")
         self.fields = parse_fields(fields, api.VIDEO_FIELDS, always=("id",))
         self.is_random = as_bool(is_random)
-        self.max_per_window = _positive("max_videos_per_window", max_videos_per_window)
+        self.max_per_window = (
+            None
+            if max_videos_per_window in (None, "")
+            else whole_number("max_videos_per_window", max_videos_per_window, minimum=1)
+        )
         self.window_videos: Counter[str] = Counter()  # videos stored per window (with max_per_window)
         self.query_json = self.query.as_json()
         # a random sample and the complete set are different searches: they never share a window
