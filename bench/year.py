@@ -1,6 +1,6 @@
 """A rolling study over a simulated year, at a reduced scale: a day a clock jump.
 
-    python bench/year.py                  # 365 days (about 10 minutes)
+    python bench/year.py                  # 365 days (about 45 minutes on two cores)
     python bench/year.py --days 60        # a quick look
 
 The sandbox serves a corpus spread over the year; a study file collects every new day
