@@ -21,7 +21,7 @@ import sys
 COMMANDS = {
     "study": "run the stages of a study file in order, resumably (--plan: what it will cost)",
     "crawl": "run one stage: crawl SPIDER -a name=value ...",
-    "tables": "write the feeds as typed, joined Parquet, CSV or DuckDB tables",
+    "tables": "write the feeds as typed, joined tables (Parquet, CSV, DuckDB, xlsx; --pseudonymize to share)",
     "report": "write the study's report: one HTML file with plots, readable offline",
     "refresh": "check every stored record against the API and purge what is gone",
     "list": "the spiders (stages) there are",

@@ -1,18 +1,21 @@
-"""``scrapy tables``: a study's feeds as analysis-ready CSV or Parquet tables.
+"""``scrapy tables``: a study's feeds as analysis-ready Parquet, CSV, DuckDB or spreadsheet tables.
 
     scrapy tables                                   # every table of TIKTOK_DATA_DIR -> <data dir>/tables/*.parquet
-    scrapy tables videos comments --format csv      # some of them, as CSV
+    scrapy tables videos comments --format csv      # some of them, as CSV (or xlsx: ids kept as text)
     scrapy tables videos --inputs a/videos.jsonl b/videos.csv --output all-videos.parquet
     scrapy tables videos --where "view_count > 1000" --columns id,username --output popular.csv
     scrapy tables --format duckdb                   # every table in one database, <data dir>/tables/study.duckdb
+    scrapy tables --pseudonymize                    # to share: <data dir>/tables-pseudonymized (publish.py)
+    scrapy tables --ids-only                        # to collect again: <data dir>/tables-ids
 
 Videos come with their URL and their authors' profiles (``author_*``), comments
-with their video's URL and author (``video_*``).  ``--where`` (a pandas query;
-times compare with UTC date strings, ``@has(hashtag_names, 'climate')`` tests a
-list) and ``--columns`` select what the next stage should be seeded with: the
-result is a feed ``scrapy crawl comments -a videos=popular.csv`` can read.  A
-selection goes to its own ``--output`` file, never over the full tables, and
-every error is found before anything is written.
+with their video's URL and author (``video_*``).  ``--where`` (the small language
+of ``where.py``; times compare with UTC date strings, ``@has(hashtag_names,
+'climate')`` tests a list) and ``--columns`` select what the next stage should be
+seeded with: the result is a feed ``scrapy crawl comments -a videos=popular.csv``
+can read.  A selection goes to its own ``--output`` file, never over the full
+tables, and every error is found before anything is written.  Beside the tables:
+``codebook.md`` and ``datapackage.json``.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class Command(Named, ScrapyCommand):
         return "[TABLE ...] [options]"
 
     def short_desc(self) -> str:
-        return "Write a study's feeds as typed, joined Parquet, CSV or DuckDB tables"
+        return "Write a study's feeds as typed, joined Parquet, CSV, DuckDB or spreadsheet tables"
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         super().add_options(parser)
