@@ -41,6 +41,9 @@ def test_the_demo_study_runs_every_stage(tmp_path: Path) -> None:
     assert "Done. The study is in" in done.stdout
     videos = pd.read_parquet(data_dir / "tables" / "videos.parquet")
     assert len(videos) > 50 and videos["url"].str.startswith("https://www.tiktok.com/@").all()
+    shared = pd.read_parquet(data_dir / "tables-pseudonymized" / "videos.parquet")
+    assert shared["id"].tolist() == videos["id"].tolist()
+    assert shared["username"].str.startswith("user_").all() and not set(shared["username"]) & set(videos["username"])
     refresh = done.stderr.split("Summary of refresh: complete.")[1]
     assert "found gone in this run: nothing" not in refresh, "the demo shows a purge"
     manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))

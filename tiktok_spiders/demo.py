@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             return done.returncode
     print("\n$ tiktok-spiders tables   # typed, joined tables for pandas", flush=True)
     subprocess.run([*COMMAND, "tables"], env=env, check=True)
+    print("\n$ tiktok-spiders tables --pseudonymize   # the same, to share: no username, no display name", flush=True)
+    subprocess.run([*COMMAND, "tables", "--pseudonymize"], env=env, check=True)
     print(f"\nDone. The study is in {data_dir}:")
     for path in sorted(data_dir.glob("*.*")):
         if not path.name.startswith("."):
