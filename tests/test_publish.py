@@ -333,6 +333,8 @@ def test_the_ids_alone_collect_the_study_again(study: Path, sandbox: Emulator, t
     assert sorted(c["id"] for c in read_jsonl(again / "comments.jsonl")) == sorted(
         c["id"] for c in read_jsonl(study / "comments.jsonl")
     )
+    named = scrapy_cli(study, env_for(sandbox, study), "tables", "users", "--ids-only")
+    assert named.returncode == 2 and "users: no ids to share" in named.stderr and "Traceback" not in named.stderr
     dates = {name: STUDY[name] for name in ("start_date", "end_date")}
     done = scrapy_cli(again, env, "crawl", "videos", "-a", f"video_ids={','.join(ids)}", *spider_args(dates))
     assert done.returncode == 0, done.stderr[-2000:]

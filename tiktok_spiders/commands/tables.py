@@ -131,7 +131,13 @@ class Command(Named, ScrapyCommand):
                 raise UsageError("--ids-only holds no name to pseudonymize: give one of them")
             feeds, names = self._feeds(tables, args, opts, data_dir)
             if opts.ids_only:
+                without = [name for name in names if not publish.with_ids(name)]
                 names = [name for name in names if publish.with_ids(name)]
+                unshared = "no ids to share (an account's id is its username): collected again from the videos"
+                if not names:
+                    raise UsageError(f"{', '.join(without) or 'this study'}: {unshared}")
+                if without and args:  # named, and left out: say so
+                    print(f"note: {', '.join(without)}: {unshared}", file=sys.stderr)
             if opts.output and len(names) != 1:
                 raise UsageError("--output writes one table: name it")
         except (ValueError, OSError, UsageError) as error:
