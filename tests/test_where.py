@@ -42,6 +42,8 @@ def frame() -> pd.DataFrame:
         ("view_count.isna()", [3]),
         ("region_code.isin(['GB', 'XX'])", [2]),
         ("id == 7300000000000000003", [3]),
+        ("username.str.contains('@') or username == 'a.b'", [1]),  # an @ in text is text
+        ("username != '@has(x)' and region_code == 'GB'", [2]),
     ],
 )
 def test_the_language_selects_rows(frame: pd.DataFrame, expression: str, kept: list[int]) -> None:

@@ -21,7 +21,10 @@ UTC date strings (``create_time >= '2024-02-01'``).
 from __future__ import annotations
 
 import ast
+import io
+import itertools
 import operator
+import tokenize
 from collections.abc import Callable
 from typing import Any
 
@@ -64,11 +67,8 @@ class Where:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        source = text.replace("@has(", "has(")  # the one @ name there is
-        if "@" in source:
-            raise WhereError("@ names a Python object: the only one allowed is @has(column, value)")
         try:
-            self.tree = ast.parse(source.strip(), mode="eval").body
+            self.tree = ast.parse(_without_at(text.strip()), mode="eval").body
         except SyntaxError as error:
             raise WhereError(f"not an expression ({error.msg})") from None
         self._check(self.tree)
@@ -207,6 +207,28 @@ class Where:
                     return column.str.contains(str(values[0]) if values else "", regex=False)
                 return getattr(column.str, method)(*values)
         raise WhereError(f"{_describe(node)} is not allowed in --where")  # checked before: never reached
+
+
+def _without_at(source: str) -> str:
+    """``source`` with the ``@`` of ``@has`` taken out: the one ``@`` name there is (an ``@`` in
+    a string, ``text.str.contains('@')``, is text and stays)."""
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    cut: list[int] = []
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError) as error:
+        raise WhereError(f"not an expression ({error.args[0]})") from None
+    for token, following in itertools.pairwise(tokens):
+        if token.type == tokenize.OP and token.string == "@":
+            if following.type != tokenize.NAME or following.string not in HELPERS:
+                raise WhereError("@ names a Python object: the only one allowed is @has(column, value)")
+            cut.append(starts[token.start[0] - 1] + token.start[1])
+    for offset in reversed(cut):
+        source = source[:offset] + source[offset + 1 :]
+    return source
 
 
 def _compare(op: ast.cmpop, left: Any, right: Any) -> Any:
