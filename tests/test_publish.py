@@ -272,6 +272,11 @@ def test_a_query_of_accounts_is_pseudonymised_in_the_package_as_in_the_tables() 
     )
 
 
+def test_a_package_is_named_after_the_study_not_its_data_folder(tmp_path: Path) -> None:
+    assert publish.study_title(tmp_path / "climate-2024" / "data") == "climate-2024"
+    assert publish.study_title(tmp_path / "climate-data") == "climate-data"
+
+
 def test_every_id_in_the_workbook_is_the_feeds_as_text_and_no_cell_is_a_formula(study: Path) -> None:
     feed = read_jsonl(study / "videos.jsonl")
     workbook = openpyxl.load_workbook(study / "tables" / "videos.xlsx")

@@ -317,6 +317,12 @@ def sent(stage: dict[str, Any], pseudonyms: Pseudonyms | None) -> Any:
     return {**what, "query": pseudonyms.query(what["query"])}
 
 
+def study_title(data_dir: Path) -> str:
+    """What a study is called: its data directory's name, or its folder's when that is just ``data``."""
+    directory = data_dir.resolve()
+    return directory.parent.name if directory.name.lower() == "data" and directory.parent.name else directory.name
+
+
 def write_json(path: Path, document: dict[str, Any], private: bool = True) -> None:
     from tiktok_spiders.files import atomic_write
 

@@ -595,6 +595,7 @@ def describe_tables(
     manifest: dict[str, Any],
     private: bool,
     made_as: Selection | None = None,
+    data_dir: Path | None = None,
 ) -> list[Path]:
     """What every column of the tables in ``out_dir`` means, beside them: ``codebook.md``, and
     ``datapackage.json`` (Frictionless Data Package v2) for the table files; the files written.
@@ -622,7 +623,8 @@ def describe_tables(
             return missing == 0
 
         pseudonyms = made_as if isinstance(made_as, publish.Pseudonyms) else None
-        package = publish.data_package(out_dir, resources, manifest, holds, out_dir.resolve().parent.name, pseudonyms)
+        title = publish.study_title(data_dir or out_dir.parent)
+        package = publish.data_package(out_dir, resources, manifest, holds, title, pseudonyms)
         publish.write_json(out_dir / "datapackage.json", package, private)
         described.append(out_dir / "datapackage.json")
     return described
@@ -667,5 +669,5 @@ def rewrite_tables(
 
             manifest_path = data_dir / FILENAME
             manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
-            describe_tables(study, [(path, "") for path in rewritten], tables_dir, manifest, private, select)
+            describe_tables(study, [(p, "") for p in rewritten], tables_dir, manifest, private, select, data_dir)
     return rewritten, removed

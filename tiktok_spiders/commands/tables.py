@@ -186,7 +186,9 @@ class Command(Named, ScrapyCommand):
                         if (data_dir / "manifest.json").is_file()
                         else {}
                     )
-                    described = table_writer.describe_tables(study, files, out_dir, manifest, private, made_as)
+                    described = table_writer.describe_tables(
+                        study, files, out_dir, manifest, private, made_as, None if opts.inputs else data_dir
+                    )
                     for path in described:
                         print(f"{path}  ({'what every column means' if path.suffix == '.md' else 'the data package'})")
         except (ValueError, KeyError, UsageError, pa.ArrowException) as error:  # a feed's record, or the selection
