@@ -289,6 +289,9 @@ def test_every_id_in_the_workbook_is_the_feeds_as_text_and_no_cell_is_a_formula(
     assert all(cell.data_type == "s" for cell in ids)
     music = [row[header.index("music_id")].value for row in rows]
     assert music == [str(record["music_id"]) for record in feed]
+    playlists = [row[header.index("playlist_id")].value for row in rows]  # sparse: never a float
+    assert playlists == [str(r["playlist_id"]) if r.get("playlist_id") is not None else None for r in feed]
+    assert any(playlists) and not all(playlists)
     for sheet in workbook.worksheets:
         for row in sheet.iter_rows():
             for cell in row:
