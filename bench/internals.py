@@ -5,7 +5,7 @@
 docs/scrapy-internals.md lists these places and why each is kept; this measures them,
 each beside Scrapy's default in the same run (no network, about a minute):
 
-- items: a page's items through ``ApiSpider.process_items`` against Scrapy's
+- items: a page's items through ``spiders.pages.process_items`` against Scrapy's
   ``Scraper.start_itemproc_async`` (the path of items a callback yields), per item;
 - stats: ``inc_value`` on ``tiktok_spiders.stats.StatsCollector`` against Scrapy's
   ``MemoryStatsCollector``;
@@ -37,6 +37,7 @@ def item_paths() -> tuple[float, float]:
     from tiktok_spiders import settings as project
     from tiktok_spiders.items import Comment
     from tiktok_spiders.spiders.comments import CommentsSpider
+    from tiktok_spiders.spiders.pages import process_items
 
     values = {name: getattr(project, name) for name in dir(project) if name.isupper()}
 
@@ -50,7 +51,7 @@ def item_paths() -> tuple[float, float]:
         engine.scraper.slot = type("Slot", (), {"itemproc_size": 0})()  # what open_spider sets
         response = JsonResponse("http://127.0.0.1:9/", request=Request("http://127.0.0.1:9/"), body=b"{}")
         started = time.perf_counter()
-        await spider.process_items((Comment(id=n, video_id=7, text="so true") for n in range(ITEMS)), response)
+        await process_items(spider, (Comment(id=n, video_id=7, text="so true") for n in range(ITEMS)), response)
         ours = time.perf_counter() - started
         started = time.perf_counter()
         for n in range(ITEMS, 2 * ITEMS):

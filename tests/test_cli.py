@@ -20,7 +20,7 @@ from tests.conftest import (
     spider_args,
 )
 from tiktok_spiders.emulator import DEMO_CLIENT_SECRET, Emulator, Faults
-from tiktok_spiders.spiders.base import BadArgument
+from tiktok_spiders.spiders.arguments import BadArgument
 from tiktok_spiders.spiders.videos import VideosSpider
 
 pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end

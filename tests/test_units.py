@@ -37,6 +37,7 @@ from tiktok_spiders.pipelines.store import LedgerPipeline
 from tiktok_spiders.pipelines.validate import ValidationPipeline
 from tiktok_spiders.query import Query, QueryError
 from tiktok_spiders.settings import ITEM_PIPELINES
+from tiktok_spiders.spiders.pages import process_items
 from tiktok_spiders.token import TOKEN_REQUEST
 
 
@@ -347,11 +348,11 @@ async def test_a_pages_items_go_through_the_pipelines_with_scrapys_signals_and_l
     page = api_request(api.COMMENT_LIST_PATH)
     response = answer(page, 200)
     kept = Comment(id=1, video_id=7, text="first")
-    stored = await spider.process_items([kept, Comment(id=1, video_id=7, text="again"), Comment(id=2)], response)
+    stored = await process_items(spider, [kept, Comment(id=1, video_id=7, text="again"), Comment(id=2)], response)
     assert stored == [kept] and sent["scraped"] == [kept] and len(sent["dropped"]) == 2
     assert "Dropped a Comment: video_id is missing" in caplog.text and "again" not in caplog.text, "one line, no record"
     with pytest.raises(RuntimeError):
-        await spider.process_items([Comment(id=3, video_id=7, text="boom")], response)
+        await process_items(spider, [Comment(id=3, video_id=7, text="boom")], response)
     assert [item.id for item in sent["error"]] == [3]
     spider.ledger.close()
 

@@ -250,18 +250,19 @@ def read_values(
     path: Path,
     column: str,
     convert: Callable[[Any], Any],
-    on_malformed: Callable[[], None],
+    note: Callable[[str], None],
     optional: bool = False,
-    keep: Callable[[dict[str, Any]], bool] | None = None,
+    passed_over: Callable[[dict[str, Any]], str | None] | None = None,
     weigh: Callable[[dict[str, Any]], float] | None = None,
     context: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Iterator[Any]:
-    """The ``column`` of every record (that ``keep`` keeps), converted; records without a
-    usable value count as malformed, unless the column is ``optional`` and simply empty.
-    With ``context``, each value comes as ``(value, context(record))``.
+    """The ``column`` of every record, converted, but those ``passed_over`` names a reason for;
+    records without a usable value are ``"malformed"``, unless the column is ``optional`` and
+    simply empty.  Each record passed over is told to ``note`` with its reason.  With
+    ``context``, each value comes as ``(value, context(record))``.
 
     In feed order, or with ``weigh`` the heaviest first among the next :data:`LOOKAHEAD`."""
-    weighted = _weighted_values(path, column, convert, on_malformed, optional, keep, weigh, context)
+    weighted = _weighted_values(path, column, convert, note, optional, passed_over, weigh, context)
     return heaviest_first(weighted, LOOKAHEAD) if weigh else (value for _, value in weighted)
 
 
@@ -269,21 +270,23 @@ def _weighted_values(
     path: Path,
     column: str,
     convert: Callable[[Any], Any],
-    on_malformed: Callable[[], None],
+    note: Callable[[str], None],
     optional: bool,
-    keep: Callable[[dict[str, Any]], bool] | None,
+    passed_over: Callable[[dict[str, Any]], str | None] | None,
     weigh: Callable[[dict[str, Any]], float] | None,
     context: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Iterator[tuple[float, Any]]:
-    for record in read_records(path, on_malformed):
-        if keep is not None and not keep(record):
+    for record in read_records(path, lambda: note("malformed")):
+        why = passed_over(record) if passed_over is not None else None
+        if why is not None:
+            note(why)
             continue
         raw = record.get(column)
         if optional and raw in (None, ""):
             continue
         value = convert(raw)
         if value is None:
-            on_malformed()
+            note("malformed")
         else:
             yield (weigh(record) if weigh else 0), (value if context is None else (value, context(record)))
 

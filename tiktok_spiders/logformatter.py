@@ -5,7 +5,7 @@ DEBUG is filtered out.  Our items are in the ledger and the feeds; a line per
 record would flood DEBUG logs of a 100,000-record study and cost a large share
 of the per-record processing time (measured with bench/run.py).  A dropped item
 is said in one line (which field, what was wrong), not with the whole record.
-``ApiSpider.process_items`` calls these as Scrapy's scraper does.
+``spiders.pages.process_items`` calls these as Scrapy's scraper does.
 """
 
 from __future__ import annotations

@@ -18,14 +18,37 @@ from typing import TYPE_CHECKING, Any
 from tiktok_spiders import clock
 from tiktok_spiders.api import COVERAGE_CHANGE
 from tiktok_spiders.files import atomic_write
+from tiktok_spiders.kinds import KINDS, VIDEO
 from tiktok_spiders.refreshes import Refreshes
 
 if TYPE_CHECKING:
     from tiktok_spiders.ledger import Ledger
+    from tiktok_spiders.spiders.base import ApiSpider
 
 FILENAME = "manifest.json"
 #: The stages whose records are videos, which TikTok's coverage change widened.
-VIDEO_STAGES = frozenset({"videos", "liked_videos", "pinned_videos", "reposted_videos"})
+VIDEO_STAGES = frozenset(kind.spider for kind in KINDS.values() if kind.identity and kind.identity.category == VIDEO)
+
+
+def run_record(spider: ApiSpider, outcome: str) -> dict[str, Any]:
+    """A crawl that closes, for the ledger's runs and this manifest: what was asked and what came
+    of it, never a credential."""
+    stats = spider.crawler.stats
+    started = stats.get_value("start_time")
+    return {
+        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ") if started else None,
+        "finished": clock.stamp(),
+        "outcome": outcome,
+        "arguments": spider.arguments,
+        "sent": spider.sent(),
+        "first_page_at": spider.first_page_at,
+        "last_page_at": spider.last_page_at,
+        "requests": stats.get_value("tiktok/requests", 0),
+        "new_records": {kind.feed: stats.get_value(f"tiktok/records/{kind.feed}", 0) for kind in spider.kinds},
+        "records_in_ledger": {kind.feed: spider.ledger.count_records(kind.feed) for kind in spider.kinds},
+        "seeds": spider.final_tally(),
+        "seeds_this_run": {key: spider.progress[key] for key in ("done", "failed")},
+    }
 
 
 def _version(package: str) -> str:

@@ -31,7 +31,7 @@ from tiktok_spiders import api, clock
 from tiktok_spiders.feeds import read_records
 from tiktok_spiders.kinds import COMMENT, FOLLOW, USER, VIDEO, checked_fields, quota_of
 from tiktok_spiders.ledger import DONE, Ledger
-from tiktok_spiders.spiders.base import SeedFeedSpider
+from tiktok_spiders.spiders.seeded import SeedFeedSpider
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -193,7 +193,7 @@ def _rates(spider: SeedFeedSpider, records: Any) -> tuple[float, float, int]:
     seen: set[Any] = set()
     for record in records:
         read += 1
-        if spider.keep_record is not None and not spider.keep_record(record):
+        if spider.passed_over is not None and spider.passed_over(record):
             continue
         raw = record.get(spider.seed_column)
         value = None if spider.seed_optional and raw in (None, "") else spider.convert(raw)
@@ -278,7 +278,7 @@ def _seed_records(spider: SeedFeedSpider) -> Any:
 
     assert spider.seed_path is not None
     for record in read_records(Path(spider.seed_path), malformed):
-        if spider.keep_record is not None and not spider.keep_record(record):
+        if spider.passed_over is not None and spider.passed_over(record):
             continue
         raw = record.get(spider.seed_column)
         if spider.seed_optional and raw in (None, ""):

@@ -135,7 +135,7 @@ CONCURRENT_REQUESTS_PER_DOMAIN = 16
 # was downloaded but not yet committed, so keep that small (Scrapy's default is 5 MB).
 SCRAPER_SLOT_MAX_ACTIVE_SIZE = 1_000_000
 # A callback returns at most the next page's request: its items went through the
-# pipelines inside it (ApiSpider.process_items).  Scrapy starts CONCURRENT_ITEMS
+# pipelines inside it (spiders/pages.py).  Scrapy starts CONCURRENT_ITEMS
 # tasks per callback output; at its default of 100 that cost the comments stage about a
 # quarter of its time (measured without latency: ~10 s, now ~7 s; docs/scrapy-internals.md).
 CONCURRENT_ITEMS = 1

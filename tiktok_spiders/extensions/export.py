@@ -19,7 +19,7 @@ from tiktok_spiders import pilot
 from tiktok_spiders.feeds import feed_formats, feed_path, write_feed
 from tiktok_spiders.ledger import Ledger
 from tiktok_spiders.manifest import FILENAME as MANIFEST
-from tiktok_spiders.manifest import write_manifest
+from tiktok_spiders.manifest import run_record, write_manifest
 from tiktok_spiders.spiders.base import ApiSpider
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class LedgerFeeds:
                 if pilot.of(self.crawler)
                 else reason
             )
-            ledger.add_run(spider.name, spider.run_record(outcome))
+            ledger.add_run(spider.name, run_record(spider, outcome))
             write_manifest(ledger, self.data_dir, self.private)
         except (OSError, sqlite3.Error) as error:
             # Scrapy would log this handler's exception and exit 0: the exit status must say it

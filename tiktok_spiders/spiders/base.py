@@ -11,28 +11,21 @@ with the reason.  A crawl that leaves anything uncollected closes as
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import parse_qs, urlparse
 
 from scrapy import Request, Spider, signals
-from scrapy.exceptions import CloseSpider, DropItem, IgnoreRequest
+from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import JsonRequest
 from scrapy.spidermiddlewares.httperror import HttpError
-from scrapy.utils.log import logformatter_adapter
-from twisted.python.failure import Failure
 
-from tiktok_spiders import api, clock, pilot
-from tiktok_spiders.config import ConfigError, check_data_dir, check_settings
-from tiktok_spiders.feeds import SeedFileError, check_feed, read_values
-from tiktok_spiders.items import UnavailableUser, known_fields
-from tiktok_spiders.kinds import kind_of
+from tiktok_spiders import api, pilot
 from tiktok_spiders.ledger import Ledger, LedgerWriteError
+from tiktok_spiders.spiders.arguments import argument_names, as_bool, check_configuration, refuse_unknown
+from tiktok_spiders.spiders.pages import collection_time, commit_page
 from tiktok_spiders.stopping import CrawlStopping, is_stopping, stop_crawl
 
 if TYPE_CHECKING:
@@ -44,64 +37,12 @@ if TYPE_CHECKING:
     from tiktok_spiders.kinds import RecordKind
 
 
-class BadArgument(ValueError):
-    """Bad input from the researcher: reported as one line, before any request."""
+#: What reading the seeds tells of a feed record it passes over (see :meth:`ApiSpider.seeds`).
+Note = Callable[[str], None]
 
 
-def as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-def comma_list(value: str | None) -> list[str]:
-    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
-def whole_number(name: str, value: str | int, minimum: int = 0) -> int:
-    """A whole-number argument of at least ``minimum``, or :class:`BadArgument` naming it."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadArgument(f"{name} must be a whole number, not {value!r}") from None
-    if number < minimum:
-        raise BadArgument(f"{name} must be {minimum} or more, not {value!r}")
-    return number
-
-
-def parse_fields(value: str | None, allowed: tuple[str, ...], always: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The ``fields`` argument, checked against the documented list (default: all of it)."""
-    if not value:
-        return allowed
-    names = comma_list(value)
-    unknown = [name for name in names if name not in allowed]
-    if unknown:
-        raise BadArgument(f"unknown field {unknown[0]!r}; known fields: {', '.join(allowed)}")
-    return tuple(dict.fromkeys((*always, *names)))
-
-
-def check_credentials(settings: BaseSettings) -> None:
-    if not settings.get("TIKTOK_CLIENT_KEY") or not settings.get("TIKTOK_CLIENT_SECRET"):
-        raise BadArgument(
-            "TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET are not set: put them in .env "
-            "(see .env.example) or in the environment"
-        )
-
-
-def check_configuration(settings: BaseSettings) -> None:
-    """Settings, credentials and the data directory, before anything is written."""
-    try:
-        check_settings(settings)
-        check_data_dir(settings["TIKTOK_DATA_DIR"], settings.getfloat("TIKTOK_MIN_FREE_SPACE_MB"))
-    except ConfigError as error:
-        raise BadArgument(str(error)) from None
-    check_credentials(settings)
-
-
-def collection_time() -> str:
-    """When a page was fetched: UTC, to the second, ISO 8601 (``collected_at``)."""
-    return clock.stamp()
+def ignore(why: str) -> None:
+    """The :data:`Note` of a reader that counts nothing (the summary, the plan, the progress bar)."""
 
 
 class ApiSpider(Spider):
@@ -120,30 +61,16 @@ class ApiSpider(Spider):
     #: The data directory's ledger, opened in :meth:`from_crawler`.
     ledger: Ledger
 
-    #: Constructor parameters that subclasses pass each other, not arguments a researcher gives.
-    INTERNAL_PARAMETERS = frozenset({"self", "args", "kwargs", "name", "seed_values", "seed_path", "minimum"})
     #: Arguments a spider takes through ``**kwargs`` (the videos spider's shortcuts).
     extra_arguments: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def argument_names(cls) -> list[str]:
         """The ``-a`` arguments this spider takes (the README's argument table)."""
-        names: set[str] = set(cls.extra_arguments)
-        for klass in cls.__mro__:
-            init = vars(klass).get("__init__")
-            if init is not None:
-                names.update(inspect.signature(init).parameters)
-        return sorted(names - cls.INTERNAL_PARAMETERS)
+        return argument_names(cls, cls.extra_arguments)
 
     def __init__(self, *args: Any, fresh: str | bool = False, **kwargs: Any) -> None:
-        unknown = sorted(set(kwargs) - {"name"})
-        if unknown:
-            known = self.argument_names()
-            close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise BadArgument(
-                f"unknown argument {unknown[0]!r} for spider {self.name} ({hint}it takes: {', '.join(known)})"
-            )
+        refuse_unknown(self.name, kwargs, self.argument_names())
         super().__init__(*args, **kwargs)
         self.fresh = as_bool(fresh)
         self.fields: tuple[str, ...] | None = None
@@ -153,8 +80,6 @@ class ApiSpider(Spider):
         self.last_page_at: str | None = None
         #: Seeds scheduled, skipped (done in an earlier run), done and failed in this run.
         self.progress: Counter[str] = Counter()
-        #: True while the summary reads the seeds again (nothing is counted twice then).
-        self.tallying = False
 
     #: Whether this spider's default seed feed is written by an earlier stage of the same
     #: study, so that it cannot be checked before the study starts.
@@ -187,17 +112,25 @@ class ApiSpider(Spider):
 
     # -- seeds ----------------------------------------------------------------------
 
-    def seeds(self) -> Iterable[tuple[Any, ...]]:
+    def seeds(self, note: Note = ignore) -> Iterable[tuple[Any, ...]]:
         """``(ledger key, first request body)`` of every seed, lazily, for big seed files; a
-        third element, a dict of the :attr:`seed_context`, goes to every page's callback."""
+        third element, a dict of the :attr:`seed_context`, goes to every page's callback.
+
+        Reading the seeds changes nothing, so the summary, the plan and the progress bar
+        read them again freely; why a feed record was passed over (``"malformed"``,
+        ``"below_minimum"``) is told to ``note``, which the crawl counts."""
         raise NotImplementedError
 
     async def start(self) -> AsyncIterator[Any]:
         if self.fresh:
             self.ledger.forget(self.name, tuple(kind.feed for kind in self.kinds))
             self.logger.info("Starting afresh: earlier %s progress and records forgotten.", self.name)
-        async for request in self.requests_for(self.seeds()):
+        async for request in self.requests_for(self.seeds(note=self.count_passed_over)):
             yield request
+
+    def count_passed_over(self, why: str) -> None:
+        """A feed record that is no seed, in the crawl's stats (``tiktok/seeds/<why>``)."""
+        self.crawler.stats.inc_value(f"tiktok/seeds/{why}")
 
     async def requests_for(self, seeds: Iterable[tuple[Any, ...]]) -> AsyncIterator[Any]:
         """The first request of each seed not done yet, as the scheduler has room for them."""
@@ -299,17 +232,9 @@ class ApiSpider(Spider):
         self.first_page_at = self.first_page_at or collected_at
         self.last_page_at = collected_at
         try:
-            stored = await self.process_items(items, response)
-            self.ledger.finish_page(
-                self.name,
-                seed,
-                cursor=follow.get("cursor") if follow else None,
-                search_id=follow.get("search_id") if follow else None,
-                has_more=follow is not None,
-            )
+            await commit_page(self, seed, items, response, follow)
         except LedgerWriteError as error:
             return self.stop_writing(error)
-        self.count_stored(stored)
         if follow is None:
             self.progress["done"] += 1
             return []
@@ -393,79 +318,13 @@ class ApiSpider(Spider):
         """What this spider asks the API, beyond its arguments (the videos spider adds its query)."""
         return {"endpoint": self.path, "fields": list(self.fields) if self.fields else None}
 
-    def run_record(self, outcome: str) -> dict[str, Any]:
-        """This run, for the manifest: never a credential, only what was asked and what came of it."""
-        stats = self.crawler.stats
-        started = stats.get_value("start_time")
-        return {
-            "started": started.strftime("%Y-%m-%dT%H:%M:%SZ") if started else None,
-            "finished": collection_time(),
-            "outcome": outcome,
-            "arguments": self.arguments,
-            "sent": self.sent(),
-            "first_page_at": self.first_page_at,
-            "last_page_at": self.last_page_at,
-            "requests": stats.get_value("tiktok/requests", 0),
-            "new_records": {kind.feed: stats.get_value(f"tiktok/records/{kind.feed}", 0) for kind in self.kinds},
-            "records_in_ledger": {kind.feed: self.ledger.count_records(kind.feed) for kind in self.kinds},
-            "seeds": self.final_tally(),
-            "seeds_this_run": {key: self.progress[key] for key in ("done", "failed")},
-        }
-
-    def count_stored(self, items: list[Any]) -> None:
-        """Count records once their page is committed: a summary never counts what was lost."""
-        for item in items:
-            kind = kind_of(item, self.name)
-            if kind is not None:
-                self.crawler.stats.inc_value(f"tiktok/records/{kind.feed}")
-
-    async def process_items(self, items: Iterable[Any], response: Response) -> list[Any]:
-        """Send a page's items through the item pipelines, one after the other.
-
-        The page is committed only once this returns, so its records are staged
-        first.  This is Scrapy's ``Scraper.start_itemproc_async`` (2.19) item by item,
-        in the callback: the same log formatter calls and the same signals
-        (``item_scraped``, ``item_dropped``, ``item_error``), sent synchronously.
-        Scrapy's asynchronous signal dispatch per item measured half of the crawl's
-        time (``docs/scrapy-internals.md``).  An error other than a drop is said and
-        signalled as Scrapy does, then raised: the page is not committed.
-        """
-        itemproc = self.crawler.engine.scraper.itemproc
-        formatter = self.crawler.logformatter
-        signals_ = self.crawler.signals
-        stored = []
-        for item in items:
-            try:
-                kept = await itemproc.process_item_async(item)
-            except DropItem as drop:
-                if (said := formatter.dropped(item, drop, response, self)) is not None:
-                    self.logger.log(*logformatter_adapter(said), extra={"spider": self, "item": item})
-                signals_.send_catch_log(signals.item_dropped, item=item, response=response, spider=self, exception=drop)
-                continue
-            except LedgerWriteError:
-                raise  # said in one line by the caller, which stops the crawl
-            except Exception as error:
-                said = formatter.item_error(item, error, response, self)
-                self.logger.log(*logformatter_adapter(said), extra={"spider": self, "item": item}, exc_info=True)
-                signals_.send_catch_log(
-                    signals.item_error, item=item, response=response, spider=self, failure=Failure()
-                )
-                raise
-            if (said := formatter.scraped(kept, response, self)) is not None:
-                self.logger.log(*logformatter_adapter(said), extra={"spider": self, "item": kept})
-            stored.append(kept)
-            signals_.send_catch_log(signals.item_scraped, item=kept, response=response, spider=self)
-        return stored
-
     async def finish_unavailable(self, seed: str, item: Any, response: Response) -> list[Any]:
         """Store an item that stands for a seed the API refuses, and close the seed."""
         item.collected_at = collection_time()
         try:
-            stored = await self.process_items([item], response)
-            self.ledger.finish_page(self.name, seed, cursor=None, search_id=None, has_more=False)
+            await commit_page(self, seed, [item], response, None)
         except LedgerWriteError as error:
             return self.stop_writing(error)
-        self.count_stored(stored)
         self.progress["done"] += 1
         return []
 
@@ -480,22 +339,18 @@ class ApiSpider(Spider):
         failed, begun (a page stored, more to come) and not started — counted one way for the
         summary, the study table, the manifest and the quota message."""
         counts = dict.fromkeys(("done", "failed", "begun", "not_started"), 0)
-        self.tallying = True
-        try:
-            for seed, *_ in self.seeds():
-                state = self.ledger.seed(self.name, seed)
-                if state is None:
-                    counts["not_started"] += 1
-                elif state.status == "done":
-                    counts["done"] += 1
-                elif state.status == "failed":
-                    counts["failed"] += 1
-                elif state.cursor:
-                    counts["begun"] += 1
-                else:
-                    counts["not_started"] += 1
-        finally:
-            self.tallying = False
+        for seed, *_ in self.seeds():
+            state = self.ledger.seed(self.name, seed)
+            if state is None:
+                counts["not_started"] += 1
+            elif state.status == "done":
+                counts["done"] += 1
+            elif state.status == "failed":
+                counts["failed"] += 1
+            elif state.cursor:
+                counts["begun"] += 1
+            else:
+                counts["not_started"] += 1
         return counts
 
     def on_idle(self) -> None:
@@ -503,157 +358,3 @@ class ApiSpider(Spider):
         left = self.progress["scheduled"] - self.progress["done"]
         if left > 0:
             raise CloseSpider("incomplete")
-
-
-def default_feed(data_dir: str | Path, name: str) -> Path:
-    """The feed an earlier stage wrote into the data directory (JSON Lines, else CSV)."""
-    jsonl = Path(data_dir) / f"{name}.jsonl"
-    csv = Path(data_dir) / f"{name}.csv"
-    return csv if csv.is_file() and not jsonl.is_file() else jsonl
-
-
-class SeedFeedSpider(ApiSpider):
-    """A spider whose seeds are one column of an earlier stage's feed, or a list argument."""
-
-    #: The feeds read by default (the first that exists), the column holding the seeds, and
-    #: the argument naming another feed.
-    seed_feeds: tuple[str, ...] = ("videos",)
-    seed_column: str
-    seed_argument: str = "videos"
-    #: Whether feed rows may lack a seed (videos without a playlist) without being malformed.
-    seed_optional: bool = False
-
-    def __init__(self, *args: Any, seed_values: list[Any] | None = None, seed_path: str | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.seed_values = seed_values
-        self.seed_path = Path(seed_path) if seed_path else None
-
-    def validate(self, settings: Any) -> None:
-        super().validate(settings)
-        if self.seed_values is None:
-            given = self.seed_path is not None
-            if not given:
-                candidates = [default_feed(settings["TIKTOK_DATA_DIR"], name) for name in self.seed_feeds]
-                self.seed_path = next((path for path in candidates if path.is_file()), candidates[-1])
-            assert self.seed_path is not None
-            if not given and self.seed_feed_comes_later and not self.seed_path.is_file():
-                return  # an earlier stage of the study writes it; checked when this stage's turn comes
-            try:
-                check_feed(self.seed_path, self.seed_column, self.seed_argument)
-            except SeedFileError as error:
-                raise BadArgument(str(error)) from None
-
-    def convert(self, value: Any) -> Any:
-        """A seed value from the feed, or None when it is unusable."""
-        raise NotImplementedError
-
-    #: Feed records to seed from (None: all of them).
-    keep_record: Callable[[dict[str, Any]], bool] | None = None
-    #: How much a feed record's seed will be asked, e.g. its comment count (None: seeds go in feed order).
-    seed_weight: Callable[[dict[str, Any]], float] | None = None
-    #: What a seed takes along from its feed record (None: nothing); seeds then come as
-    #: ``(value, what)`` pairs, also from ``seed_values``.
-    seed_record_context: Callable[[dict[str, Any]], Any] | None = None
-
-    #: A seed feed up to this size is read once more to count its seeds for the progress bar.
-    COUNTED_FEED_BYTES = 50_000_000
-
-    def seed_total(self) -> int | None:
-        if self.seed_values is None and (
-            self.seed_path is None or self.seed_path.stat().st_size > self.COUNTED_FEED_BYTES
-        ):
-            return None
-        self.tallying = True  # read again: count nothing twice
-        try:
-            return sum(1 for _ in self.seed_stream())
-        finally:
-            self.tallying = False
-
-    def seed_stream(self) -> Iterable[Any]:
-        """Unique seed values, streamed: in feed order, or the heaviest first (``seed_weight``)."""
-        seen: set[Any] = set()
-
-        def malformed() -> None:
-            if not self.tallying:
-                self.crawler.stats.inc_value("tiktok/seeds/malformed")
-
-        if self.seed_values is not None:
-            values: Iterable[Any] = self.seed_values
-        else:
-            assert self.seed_path is not None
-            values = read_values(
-                self.seed_path,
-                self.seed_column,
-                self.convert,
-                malformed,
-                self.seed_optional,
-                self.keep_record,
-                self.seed_weight,
-                self.seed_record_context,
-            )
-        paired = self.seed_record_context is not None
-        for value in values:
-            key = value[0] if paired else value
-            if key not in seen:
-                seen.add(key)
-                yield value
-
-
-class UserSeedSpider(SeedFeedSpider):
-    """A spider asking something of each user: seeds are usernames, from ``-a usernames=…``
-    or the ``username`` column of a feed; a user the API will not serve is recorded in the
-    spider's ``<name>_unavailable`` feed with the reason, not counted as a failure."""
-
-    seed_noun = "user"
-    seed_column = "username"
-
-    def __init__(self, *args: Any, usernames: str | None = None, seed_path: str | None = None, **kwargs: Any) -> None:
-        values = [name.lstrip("@") for name in comma_list(usernames)] if usernames is not None else None
-        if usernames is not None and not values:
-            raise BadArgument("usernames is empty")
-        super().__init__(*args, seed_values=values, seed_path=seed_path, **kwargs)
-
-    def convert(self, value: Any) -> str | None:
-        return value.replace("\x00", "").strip() or None if isinstance(value, str) else None
-
-    async def on_api_error(self, request: Any, response: Response, code: str, message: str) -> list[Any] | None:
-        # documented as 400; any client error but the token's and the quota's is taken at its word
-        refused = 400 <= response.status < 500 and response.status not in (401, 429)
-        reason = api.user_unavailable_reason(message) if refused else None
-        if reason is None:
-            return None
-        self.crawler.stats.inc_value(f"tiktok/{self.name}_unavailable/{reason}")
-        seed = request.cb_kwargs["seed"]
-        item = UnavailableUser(username=seed, reason=reason, message=message)
-        return await self.finish_unavailable(seed, item, response)
-
-
-class UserListSpider(UserSeedSpider):
-    """A paginated list per user (followers, liked videos, …): every item carries ``seed_username``."""
-
-    seed_feeds = ("users", "videos")
-    seed_argument = "users"
-    #: Where the list is in the response data (every known spelling).
-    response_keys: ClassVar[tuple[str, ...]]
-    item_class: ClassVar[type]
-    #: The endpoint's documented fields (None: it takes no ``fields``).
-    allowed_fields: ClassVar[tuple[str, ...] | None] = None
-    paginated: ClassVar[bool] = True
-
-    def __init__(self, *args: Any, users: str | None = None, fields: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, seed_path=users, **kwargs)
-        if self.allowed_fields:
-            self.fields = parse_fields(fields, self.allowed_fields, always=("id",))
-        elif fields:
-            raise BadArgument(f"the {self.name} endpoint takes no fields")
-
-    def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
-        for username in self.seed_stream():
-            yield (
-                username,
-                {"username": username, "max_count": api.MAX_COUNT} if self.paginated else {"username": username},
-            )
-
-    def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[Any]:
-        for record in api.first_list(data, self.response_keys):
-            yield self.item_class(**known_fields(self.item_class, {**record, "seed_username": body["username"]}))

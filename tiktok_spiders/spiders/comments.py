@@ -15,7 +15,9 @@ from typing import Any
 from tiktok_spiders import api
 from tiktok_spiders.items import Comment, known_fields
 from tiktok_spiders.kinds import kinds_of
-from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list, parse_fields, whole_number
+from tiktok_spiders.spiders.arguments import BadArgument, comma_list, parse_fields, whole_number
+from tiktok_spiders.spiders.base import Note, ignore
+from tiktok_spiders.spiders.seeded import SeedFeedSpider
 
 
 def id_list(name: str, value: str) -> list[int]:
@@ -44,7 +46,7 @@ class CommentListSpider(SeedFeedSpider):
         self.fields = parse_fields(fields, api.COMMENT_FIELDS, always=self.always_fields)
         self.minimum = whole_number(self.minimum_argument, minimum)
         if self.minimum > 0:
-            self.keep_record = self._has_enough
+            self.passed_over = self._below_minimum
 
     def validate(self, settings: Any) -> None:
         super().validate(settings)
@@ -56,14 +58,10 @@ class CommentListSpider(SeedFeedSpider):
         """``TIKTOK_COMMENT_CAP`` (0: none)."""
         return self.settings.getint("TIKTOK_COMMENT_CAP")
 
-    def _has_enough(self, record: dict[str, Any]) -> bool:
-        """Skip seeds whose feed counts fewer than the minimum (one without a count is asked)."""
+    def _below_minimum(self, record: dict[str, Any]) -> str | None:
+        """Pass over seeds whose feed counts fewer than the minimum (one without a count is asked)."""
         count = api.as_int(record.get(self.count_column))
-        if count is not None and count < self.minimum:
-            if not self.tallying:
-                self.crawler.stats.inc_value("tiktok/seeds/below_minimum")
-            return False
-        return True
+        return "below_minimum" if count is not None and count < self.minimum else None
 
     def convert(self, value: Any) -> int | None:
         return api.as_int(value)
@@ -113,8 +111,8 @@ class CommentsSpider(CommentListSpider):
         values = id_list("video_ids", video_ids) if video_ids else None
         super().__init__(*args, seed_values=values, seed_path=videos, minimum=min_comments, **kwargs)
 
-    def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
-        for video_id in self.seed_stream():
+    def seeds(self, note: Note = ignore) -> Iterable[tuple[str, dict[str, Any]]]:
+        for video_id in self.seed_stream(note):
             yield str(video_id), self.first_body(video_id)
 
     def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[Comment]:

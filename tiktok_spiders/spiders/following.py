@@ -9,7 +9,7 @@ from __future__ import annotations
 from tiktok_spiders import api
 from tiktok_spiders.items import Following
 from tiktok_spiders.kinds import kinds_of
-from tiktok_spiders.spiders.base import UserListSpider
+from tiktok_spiders.spiders.seeded import UserListSpider
 
 
 class FollowingSpider(UserListSpider):

@@ -15,7 +15,9 @@ from typing import Any
 from tiktok_spiders import api
 from tiktok_spiders.items import Playlist, PlaylistVideo, known_fields
 from tiktok_spiders.kinds import kinds_of
-from tiktok_spiders.spiders.base import BadArgument, SeedFeedSpider, comma_list
+from tiktok_spiders.spiders.arguments import BadArgument, comma_list
+from tiktok_spiders.spiders.base import Note, ignore
+from tiktok_spiders.spiders.seeded import SeedFeedSpider
 
 
 class PlaylistsSpider(SeedFeedSpider):
@@ -37,8 +39,8 @@ class PlaylistsSpider(SeedFeedSpider):
     def convert(self, value: Any) -> int | None:
         return api.as_int(value)
 
-    def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
-        for playlist_id in self.seed_stream():
+    def seeds(self, note: Note = ignore) -> Iterable[tuple[str, dict[str, Any]]]:
+        for playlist_id in self.seed_stream(note):
             yield str(playlist_id), {"playlist_id": playlist_id, "cursor": 0, "max_count": api.MAX_COUNT}
 
     def api_request(self, seed: str, body: dict[str, Any], **context: Any) -> Any:

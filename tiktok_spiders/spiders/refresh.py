@@ -38,7 +38,8 @@ from tiktok_spiders.kinds import USER
 from tiktok_spiders.ledger import LedgerWriteError
 from tiktok_spiders.purge import Purge, PurgeHeld, PurgeUnfinished
 from tiktok_spiders.refreshes import ForeignIds, Refreshes, Task
-from tiktok_spiders.spiders.base import ApiSpider, as_bool
+from tiktok_spiders.spiders.arguments import as_bool
+from tiktok_spiders.spiders.base import ApiSpider, Note, ignore
 from tiktok_spiders.stopping import CrawlStopping, is_stopping, wait_unless_stopping
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class RefreshSpider(ApiSpider):
 
     # -- seeds: the refresh's tasks, then every stored profile ---------------------------
 
-    def seeds(self) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
+    def seeds(self, note: Note = ignore) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
         yield from self.task_seeds()
         yield from self.profile_seeds()
 

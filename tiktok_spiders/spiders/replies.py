@@ -16,6 +16,7 @@ from typing import Any
 from tiktok_spiders import api
 from tiktok_spiders.items import Reply, known_fields
 from tiktok_spiders.kinds import COMMENTS, kinds_of
+from tiktok_spiders.spiders.base import Note, ignore
 from tiktok_spiders.spiders.comments import CommentListSpider, id_list
 
 
@@ -52,8 +53,8 @@ class RepliesSpider(CommentListSpider):
     def seed_record_context(self, record: dict[str, Any]) -> int | None:
         return api.as_int(record.get("video_id"))
 
-    def seeds(self) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
-        for comment_id, video_id in self.seed_stream():
+    def seeds(self, note: Note = ignore) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
+        for comment_id, video_id in self.seed_stream(note):
             if video_id is None and self.seed_values is not None:  # asked by id: the parent in the ledger
                 video_id = self._video_of(comment_id)
             yield str(comment_id), self.first_body(comment_id), {"video_id": video_id}

@@ -12,7 +12,9 @@ from typing import Any
 from tiktok_spiders import api
 from tiktok_spiders.items import User, known_fields
 from tiktok_spiders.kinds import kinds_of
-from tiktok_spiders.spiders.base import UserSeedSpider, parse_fields
+from tiktok_spiders.spiders.arguments import parse_fields
+from tiktok_spiders.spiders.base import Note, ignore
+from tiktok_spiders.spiders.seeded import UserSeedSpider
 
 
 class UsersSpider(UserSeedSpider):
@@ -27,8 +29,8 @@ class UsersSpider(UserSeedSpider):
     def pages_for(self, record: dict[str, Any]) -> int:
         return 1  # a profile is one request
 
-    def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
-        for username in self.seed_stream():
+    def seeds(self, note: Note = ignore) -> Iterable[tuple[str, dict[str, Any]]]:
+        for username in self.seed_stream(note):
             yield username, {"username": username}
 
     def parse_records(self, data: dict[str, Any], body: dict[str, Any], **context: Any) -> Iterable[User]:

@@ -20,7 +20,8 @@ from tiktok_spiders import api, clock
 from tiktok_spiders.items import Video, known_fields
 from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.query import Query, QueryError
-from tiktok_spiders.spiders.base import ApiSpider, BadArgument, as_bool, comma_list, parse_fields, whole_number
+from tiktok_spiders.spiders.arguments import BadArgument, as_bool, comma_list, parse_fields, whole_number
+from tiktok_spiders.spiders.base import ApiSpider, Note, ignore
 from tiktok_spiders.terminal import note
 
 #: Spider argument -> condition field of the query it adds.
@@ -168,7 +169,6 @@ class VideosSpider(ApiSpider):
         # a random sample and the complete set are different searches: they never share a window
         fingerprint = json.dumps(self.query_json, sort_keys=True) + ("random" if self.is_random else "")
         self.restarts: Counter[str] = Counter()
-        self.dates_checked = False
         self.fingerprint = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
 
     def windows(self) -> list[tuple[date, date]]:
@@ -217,12 +217,10 @@ class VideosSpider(ApiSpider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         for text in spider.notes:
             note(text)
+        spider.warn_about_dates()
         return spider
 
-    def seeds(self) -> Iterable[tuple[str, dict[str, Any]]]:
-        if not self.dates_checked:  # said once, though the summary reads the seeds again
-            self.dates_checked = True
-            self.warn_about_dates()
+    def seeds(self, note: Note = ignore) -> Iterable[tuple[str, dict[str, Any]]]:
         inclusive = self.settings.getbool("TIKTOK_END_DATE_INCLUSIVE")
         for start, end in self.windows():
             sent_end = end if inclusive else end + timedelta(days=1)

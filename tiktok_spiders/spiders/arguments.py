@@ -1,0 +1,98 @@
+"""Spider arguments (``-a name=value``) and the checks made before a crawl starts.
+
+Everything a researcher can get wrong before the first request — an unknown or
+misspelled argument, a bad number or field list, missing credentials, a settings
+typo, an unusable data directory — is a :class:`BadArgument`: one line on stderr,
+exit status 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from tiktok_spiders.config import ConfigError, check_data_dir, check_settings
+
+if TYPE_CHECKING:
+    from scrapy.settings import BaseSettings
+
+#: Constructor parameters that spider classes pass each other, not arguments a researcher gives.
+INTERNAL_PARAMETERS = frozenset({"self", "args", "kwargs", "name", "seed_values", "seed_path", "minimum"})
+
+
+class BadArgument(ValueError):
+    """Bad input from the researcher: reported as one line, before any request."""
+
+
+def argument_names(spidercls: type, extra: Iterable[str] = ()) -> list[str]:
+    """The ``-a`` arguments a spider class takes: its constructors' parameters (the README's table)."""
+    names: set[str] = set(extra)
+    for klass in spidercls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is not None:
+            names.update(inspect.signature(init).parameters)
+    return sorted(names - INTERNAL_PARAMETERS)
+
+
+def refuse_unknown(spider_name: str, given: Iterable[str], known: list[str]) -> None:
+    """:class:`BadArgument` for the first argument the spider does not take, with a "did you mean"."""
+    unknown = sorted(set(given) - {"name"})
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise BadArgument(
+            f"unknown argument {unknown[0]!r} for spider {spider_name} ({hint}it takes: {', '.join(known)})"
+        )
+
+
+def as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def comma_list(value: str | None) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def whole_number(name: str, value: str | int, minimum: int = 0) -> int:
+    """A whole-number argument of at least ``minimum``, or :class:`BadArgument` naming it."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadArgument(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise BadArgument(f"{name} must be {minimum} or more, not {value!r}")
+    return number
+
+
+def parse_fields(value: str | None, allowed: tuple[str, ...], always: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The ``fields`` argument, checked against the documented list (default: all of it)."""
+    if not value:
+        return allowed
+    names = comma_list(value)
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise BadArgument(f"unknown field {unknown[0]!r}; known fields: {', '.join(allowed)}")
+    return tuple(dict.fromkeys((*always, *names)))
+
+
+def check_credentials(settings: BaseSettings) -> None:
+    if not settings.get("TIKTOK_CLIENT_KEY") or not settings.get("TIKTOK_CLIENT_SECRET"):
+        raise BadArgument(
+            "TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET are not set: put them in .env "
+            "(see .env.example) or in the environment"
+        )
+
+
+def check_configuration(settings: BaseSettings) -> None:
+    """Settings, credentials and the data directory, before anything is written."""
+    try:
+        check_settings(settings)
+        check_data_dir(settings["TIKTOK_DATA_DIR"], settings.getfloat("TIKTOK_MIN_FREE_SPACE_MB"))
+    except ConfigError as error:
+        raise BadArgument(str(error)) from None
+    check_credentials(settings)
