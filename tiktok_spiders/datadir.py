@@ -116,6 +116,18 @@ def open_data_dir(settings: BaseSettings, *, refresh: bool = False, say: Callabl
     return ledger
 
 
+def remove_created(data_dir: Path, ledger_existed: bool, dir_existed: bool) -> None:
+    """Take back what a crawl created in the data directory when it ends with exit status 2
+    (credentials refused): exit status 2 means nothing was written."""
+    if not ledger_existed:
+        for name in (FILENAME, f"{FILENAME}-wal", f"{FILENAME}-shm", LOCK_FILENAME):
+            with contextlib.suppress(OSError):
+                (data_dir / name).unlink()
+    if not dir_existed:
+        with contextlib.suppress(OSError):
+            data_dir.rmdir()
+
+
 def check_quota_file(settings: BaseSettings) -> None:
     """The key's quota file can be read and counted in (:class:`DataDirError` saying what to do if not)."""
     try:

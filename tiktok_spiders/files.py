@@ -185,22 +185,18 @@ def check_no_links(data_dir: Path, names: Iterable[str]) -> None:
 class DataDirLock:
     """An exclusive OS lock on ``<data dir>/.tiktok-lock``, held by this process.
 
-    Re-entrant within the process (the crawl command and the crawl's ledger both
-    ask for it); released when the last holder lets go, or when the process dies.
-    The file says which process holds it and since when: never its command line,
-    which may hold a secret (``-s TIKTOK_CLIENT_SECRET=…``).
+    Taken once per command (a crawl's components share the ledger its command
+    opened): a second holder, even in the same process, finds the directory busy.
+    Released when the holder lets go, or when the process dies.  The file says
+    which process holds it and since when: never its command line, which may hold
+    a secret (``-s TIKTOK_CLIENT_SECRET=…``).
     """
-
-    _held: dict[Path, tuple[IO, int]] = {}  # noqa: RUF012 - one registry per process
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir.resolve() / LOCK_FILENAME
+        self._handle: IO | None = None
 
     def acquire(self, private: bool = True) -> None:
-        held = self._held.get(self.path)
-        if held is not None:
-            self._held[self.path] = (held[0], held[1] + 1)
-            return
         if self.path.is_symlink():
             raise LinkInTheWay(self.path)
         try:
@@ -226,17 +222,12 @@ class DataDirLock:
         handle.truncate()
         handle.write(f"process {os.getpid()} since {clock.stamp()}\n")
         handle.flush()
-        self._held[self.path] = (handle, 1)
+        self._handle = handle
 
     def release(self) -> None:
-        held = self._held.get(self.path)
-        if held is None:
+        handle, self._handle = self._handle, None
+        if handle is None:
             return
-        handle, count = held
-        if count > 1:
-            self._held[self.path] = (handle, count - 1)
-            return
-        del self._held[self.path]
         with contextlib.suppress(OSError):
             handle.truncate(0)
         handle.close()  # closing the descriptor releases the lock

@@ -27,7 +27,7 @@ import contextlib
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -185,10 +185,16 @@ class Ledger:
             if column not in present:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
+    def lend_to(self, crawler: Crawler) -> None:
+        """Let ``crawler``'s components use this ledger, which the command running the crawl opened,
+        locked and bound (``datadir.open_data_dir``) and will close: one connection per run."""
+        crawler.tiktok_ledger = self  # type: ignore[attr-defined]
+
     @classmethod
     def for_crawler(cls, crawler: Crawler) -> Ledger:
-        """The crawler's ledger, opened (and its data directory locked) by whichever component
-        asks first, bound to the crawl's API and key, and closed with the engine."""
+        """The crawler's ledger: the one its command lent it (:meth:`lend_to`), else opened (and
+        its data directory locked) by whichever component asks first, bound to the crawl's API
+        and key, and closed with the engine (a crawl run from Python, as the tests do)."""
         ledger = getattr(crawler, "tiktok_ledger", None)
         if ledger is None:
             settings = crawler.settings
@@ -393,6 +399,17 @@ class Ledger:
             search_id=search_id,
             reason=None,
             add_page=True,
+        )
+        self._commit()
+
+    def finish_seeds(self, spider: str, seeds: Iterable[str]) -> None:
+        """Mark many seeds done at once, in one transaction, as a finished run leaves them (the
+        benchmarks' million-seed studies; a crawl commits seeds a page at a time)."""
+        updated = clock.now().isoformat(timespec="seconds")
+        self._db.executemany(
+            "INSERT INTO seeds (spider, seed, status, updated) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (spider, seed) DO UPDATE SET status = excluded.status, updated = excluded.updated",
+            ((spider, seed, DONE, updated) for seed in seeds),
         )
         self._commit()
 

@@ -8,7 +8,6 @@ is complete (:func:`stopping.exit_status`).
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import sys
 from pathlib import Path
@@ -17,28 +16,16 @@ from typing import TYPE_CHECKING
 from scrapy.commands import crawl
 
 from tiktok_spiders.commands import Named
-from tiktok_spiders.datadir import DataDirError, open_data_dir
-from tiktok_spiders.files import LOCK_FILENAME
+from tiktok_spiders.datadir import DataDirError, open_data_dir, remove_created
 from tiktok_spiders.ledger import FILENAME
 from tiktok_spiders.purge import PurgeUnfinished
-from tiktok_spiders.spiders.base import ApiSpider, BadArgument
+from tiktok_spiders.spiders.arguments import BadArgument
+from tiktok_spiders.spiders.base import ApiSpider
 from tiktok_spiders.stopping import exit_status
 from tiktok_spiders.terminal import QuietRun, command
 
 if TYPE_CHECKING:
     import argparse
-
-
-def remove_created(data_dir: Path, ledger_existed: bool, dir_existed: bool) -> None:
-    """Take back what a crawl created in the data directory when it ends with exit status 2
-    (credentials refused): exit status 2 means nothing was written."""
-    if not ledger_existed:
-        for name in (FILENAME, f"{FILENAME}-wal", f"{FILENAME}-shm", LOCK_FILENAME):
-            with contextlib.suppress(OSError):
-                (data_dir / name).unlink()
-    if not dir_existed:
-        with contextlib.suppress(OSError):
-            data_dir.rmdir()
 
 
 class Command(Named, QuietRun, crawl.Command):
@@ -76,6 +63,8 @@ class Command(Named, QuietRun, crawl.Command):
             self.start_run_log(data_dir, args[0])
         try:
             crawler = self.crawler_process.create_crawler(spidercls)
+            if ledger is not None:
+                ledger.lend_to(crawler)
             self.crawler_process.crawl(crawler, **opts.spargs)
             self.crawler_process.start()
         finally:

@@ -44,7 +44,8 @@ from tiktok_spiders.kinds import KINDS, kinds_of, unavailable_kind
 from tiktok_spiders.ledger import DONE, FILENAME, Ledger
 from tiktok_spiders.purge import PurgeUnfinished
 from tiktok_spiders.refreshes import Refreshes
-from tiktok_spiders.spiders.base import ApiSpider, BadArgument
+from tiktok_spiders.spiders.arguments import BadArgument
+from tiktok_spiders.spiders.base import ApiSpider
 from tiktok_spiders.stopping import exit_status
 from tiktok_spiders.terminal import QuietRun, command
 from tiktok_spiders.token import AccessToken
@@ -165,6 +166,8 @@ def summary_table(ledger: Ledger, stages: list[str], outcomes: dict[str, str], l
 
 class Command(Named, QuietRun, ScrapyCommand):
     requires_project = True
+    #: The data directory's ledger, opened once for the whole study and lent to each stage's crawl.
+    ledger: Ledger
 
     def syntax(self) -> str:
         return "STUDY.toml"
@@ -220,6 +223,7 @@ class Command(Named, QuietRun, ScrapyCommand):
             print(f"error: {error}. Fix it and run the same command again.", file=sys.stderr)
             self.exitcode = 1
             return
+        self.ledger = ledger  # every stage's crawl uses it: one connection, one lock, per study
         self.start_run_log(settings["TIKTOK_DATA_DIR"], "study")
         # handed from stage to stage: one token fetch (one round trip) per study, renewed when due
         self.access_token = AccessToken()
@@ -270,7 +274,7 @@ class Command(Named, QuietRun, ScrapyCommand):
 
     def _needs_pilot(self, stages: list[str], spiders: list[ApiSpider | None]) -> bool:
         """Whether the study's videos stage has asked nothing yet (its cost is then a guess)."""
-        if "videos" not in stages or (videos := self._quiet(spiders[stages.index("videos")])) is None:
+        if "videos" not in stages or (videos := self._with_settings(spiders[stages.index("videos")])) is None:
             return False
         assert self.settings is not None
         data_dir = Path(self.settings["TIKTOK_DATA_DIR"])
@@ -282,14 +286,11 @@ class Command(Named, QuietRun, ScrapyCommand):
         finally:
             ledger.close()
 
-    def _quiet(self, spider: ApiSpider | None) -> ApiSpider | None:
-        """A checked spider, made able to list its seeds without a crawler (and without its warnings)."""
+    def _with_settings(self, spider: ApiSpider | None) -> ApiSpider | None:
+        """A checked spider, made able to list its seeds without a crawler."""
         if spider is not None:
             assert self.settings is not None
             spider.settings = self.settings  # what a crawler would give it
-            spider.tallying = True
-            if hasattr(spider, "dates_checked"):
-                spider.dates_checked = True  # the videos spider's date warnings come with the crawl
         return spider
 
     async def _pilot(
@@ -297,7 +298,7 @@ class Command(Named, QuietRun, ScrapyCommand):
     ) -> int:
         """Collect a few of the study's windows (and, for its replies, a few videos' first comments),
         as the study would: its pages, kept; the requests spent."""
-        videos = self._quiet(spiders[stages.index("videos")])
+        videos = self._with_settings(spiders[stages.index("videos")])
         assert videos is not None
         seeds = [seed for seed, *_ in videos.seeds()]
         chosen = pilot.spread(seeds, pilot.VIDEO_WINDOWS)
@@ -322,6 +323,7 @@ class Command(Named, QuietRun, ScrapyCommand):
     async def _crawl_pilot(self, stage: str, arguments: dict[str, str], budget: pilot.Pilot) -> int:
         assert self.crawler_process is not None
         crawler = self.crawler_process.create_crawler(self.crawler_process.spider_loader.load(stage))
+        self.ledger.lend_to(crawler)
         crawler.tiktok_access_token = self.access_token  # type: ignore[attr-defined]
         crawler.tiktok_pilot = budget  # type: ignore[attr-defined]
         with contextlib.suppress(Exception):
@@ -383,7 +385,7 @@ class Command(Named, QuietRun, ScrapyCommand):
         try:
             estimates: dict[str, plan.StageEstimate] = {}
             for stage, spider in zip(stages, spiders, strict=True):
-                if self._quiet(spider) is not None:
+                if self._with_settings(spider) is not None:
                     estimates[stage] = plan.estimate(stage, spider, ledger, self.settings, estimates)
         finally:
             if own and ledger is not None:
@@ -482,6 +484,7 @@ class Command(Named, QuietRun, ScrapyCommand):
             print(f"error: {stage}: {error}", file=sys.stderr, flush=True)
             return 2
         crawler = self.crawler_process.create_crawler(spidercls)
+        self.ledger.lend_to(crawler)
         crawler.tiktok_access_token = self.access_token  # type: ignore[attr-defined]  # see shared_token
         try:
             await self.crawler_process.crawl(crawler, **arguments)
