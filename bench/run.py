@@ -271,15 +271,11 @@ def memory_million(lines: int) -> tuple[float, float, float, float]:
                 "LOG_LEVEL=ERROR",
                 daily_limit=1000,
             )
-        ledger._db.executemany(  # mark every seed done, as after a finished run
-            "INSERT INTO seeds (spider, seed, status, updated) VALUES (?, ?, 'done', '')",
-            (
-                (spider, str(7_300_000_000_000_000_000 + n) if spider == "comments" else f"user{n}")
-                for spider in ("comments", "users")
-                for n in range(lines if spider == "comments" else 200_000)
-            ),
-        )
-        ledger._db.commit()
+        for spider, count in (("comments", lines), ("users", 200_000)):  # every seed done, as after a finished run
+            ledger.finish_seeds(
+                spider,
+                (str(7_300_000_000_000_000_000 + n) if spider == "comments" else f"user{n}" for n in range(count)),
+            )
         ledger.close()
         with EmulatorProcess(CorpusConfig(videos=100, users=50)) as emu:
             _, comments_rss = crawl(emu.url, data_dir, "comments", {})
@@ -289,7 +285,7 @@ def memory_million(lines: int) -> tuple[float, float, float, float]:
             f"ledger = Ledger({str(data_dir / 'dedupe')!r}); n = {lines}\n"
             "for i in range(2 * n):\n"
             "    ledger.add_record('videos', str(7300000000000000000 + i % n), {'id': 7300000000000000000 + i % n, 'x': 'y' * 80})\n"
-            "    if i % 1000 == 0: ledger._db.commit()\n"
+            "    if i % 1000 == 0: ledger.commit()\n"
             "ledger.close(); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
         )
         dedupe_rss = float(
