@@ -202,23 +202,25 @@ def test_no_secret_or_token_in_debug_logs_feeds_or_state(fresh_emulator: Emulato
             assert secret.encode() not in content, f"a secret leaked into {where}"
 
 
-def test_scrapy_output_options_replace_the_default_feeds(emulator: Emulator, tmp_path: Path) -> None:
+def test_scrapy_output_options_hold_this_runs_records_and_say_where_the_rest_are(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     corpus = emulator.corpus
-    usernames = [name for name in corpus.users if corpus.unavailable_reason(name) is None][:5]
+    usernames = [name for name in corpus.users if corpus.unavailable_reason(name) is None][:8]
+    env = cli_env(emulator, tmp_path / "data")
+    first = scrapy_cli(tmp_path, env, "crawl", "users", "-a", f"usernames={','.join(usernames[:5])}")
+    assert first.returncode == 0, first.stderr[-2000:]
     out = tmp_path / "out.jsonl"
-    done = scrapy_cli(
-        tmp_path,
-        cli_env(emulator, tmp_path / "data"),
-        "crawl",
-        "users",
-        "-a",
-        f"usernames={','.join(usernames)}",
-        "-O",
-        str(out),
-    )
+    done = scrapy_cli(tmp_path, env, "crawl", "users", "-a", f"usernames={','.join(usernames)}", "-O", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(row["username"] for row in read_jsonl(out)) == sorted(usernames)
-    assert not (tmp_path / "data" / "users.jsonl").exists()
+    assert sorted(row["username"] for row in read_jsonl(out)) == sorted(usernames[5:]), "asked once: the new three"
+    assert "-o/-O hold the 3 users this run stored, of 8 in" in done.stderr
+    assert str(tmp_path / "data" / "users.jsonl") in done.stderr
+    default = read_jsonl(tmp_path / "data" / "users.jsonl")
+    assert sorted(row["username"] for row in default) == sorted(usernames), "what the next stage reads: all"
+
+    again = scrapy_cli(tmp_path, env, "crawl", "users", "-a", f"usernames={','.join(usernames[5:])}", "-O", str(out))
+    assert again.returncode == 0 and "-o/-O hold" in again.stderr and read_jsonl(out) == []
 
 
 def test_dotenv_configures_and_the_environment_and_s_win(emulator: Emulator, tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 Each kind of record a spider stores is written in every ``TIKTOK_FEED_FORMATS`` —
 ``<data dir>/<kind>.jsonl`` and ``.csv`` — by :func:`feeds.write_feed`.
-``-o`` / ``-O`` (the ``FEEDS`` setting) replace these default feeds, as in any
-Scrapy project.
+The default feeds are written whatever ``-o`` / ``-O`` (the ``FEEDS`` setting) say:
+they are what the next stage reads.  Scrapy's feeds hold only the records this run
+stored (what an earlier run stored is not asked again); when the data directory
+holds more, a line at close says so and where all of them are.
 """
 
 from __future__ import annotations
@@ -41,20 +43,37 @@ class LedgerFeeds:
     def from_crawler(cls, crawler: Crawler) -> LedgerFeeds:
         return cls(crawler)
 
+    def say_what_scrapy_feeds_hold(self, spider: ApiSpider, ledger: Ledger) -> None:
+        """A line for each kind of which ``-o`` / ``-O`` hold fewer records than the data directory."""
+        for kind in spider.kinds:
+            this_run = self.crawler.stats.get_value(f"tiktok/records/{kind.feed}", 0)
+            in_all = ledger.count_records(kind.feed)
+            if in_all > this_run:
+                logger.warning(
+                    "-o/-O hold the %d %s this run stored, of %d in %s: earlier runs stored the others, which "
+                    "are not asked again. All of them are in %s.",
+                    this_run,
+                    kind.feed,
+                    in_all,
+                    self.data_dir,
+                    feed_path(self.data_dir, kind, self.formats[0]),
+                )
+
     def spider_closed(self, spider: Spider, reason: str) -> None:
         if not isinstance(spider, ApiSpider) or reason == "invalid_credentials":
             return  # credentials refused: nothing was collected, and exit status 2 writes nothing
         ledger = Ledger.for_crawler(self.crawler)
         path = self.data_dir
         try:
-            if not self.crawler.settings.getdict("FEEDS"):
-                for kind in spider.kinds:
-                    for fmt in self.formats:
-                        path = feed_path(self.data_dir, kind, fmt)
-                        written = write_feed(ledger, kind, path, fmt, self.private)
-                        self.crawler.stats.set_value(f"tiktok/feed/{kind.feed}.{fmt}", written.records)
-                        how = f"{written.new} added to the feed" if written.grown else "written whole"
-                        logger.info("Wrote %d %s to %s (%s)", written.records, kind.feed, path, how)
+            for kind in spider.kinds:
+                for fmt in self.formats:
+                    path = feed_path(self.data_dir, kind, fmt)
+                    written = write_feed(ledger, kind, path, fmt, self.private)
+                    self.crawler.stats.set_value(f"tiktok/feed/{kind.feed}.{fmt}", written.records)
+                    how = f"{written.new} added to the feed" if written.grown else "written whole"
+                    logger.info("Wrote %d %s to %s (%s)", written.records, kind.feed, path, how)
+            if self.crawler.settings.getdict("FEEDS"):
+                self.say_what_scrapy_feeds_hold(spider, ledger)
             path = self.data_dir / MANIFEST
             stats = self.crawler.stats
             outcome = (
