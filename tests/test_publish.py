@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import SMALL, cli_env, read_jsonl, scrapy_cli, spider_args
-from tiktok_spiders import publish, table_writer
+from tiktok_spiders import publish, staging
 from tiktok_spiders.emulator import Corpus, Emulator, Faults
 from tiktok_spiders.ledger import FILENAME as LEDGER
 from tiktok_spiders.ledger import Ledger
@@ -307,7 +307,7 @@ def test_every_id_in_the_workbook_is_the_feeds_as_text_and_no_cell_is_a_formula(
 
 def test_a_table_past_a_sheets_rows_goes_on_to_the_next_and_a_long_text_is_refused(tmp_path: Path) -> None:
     chunk = pd.DataFrame({"id": pd.array([7495049616387738926, 2, 3, 4, 5], dtype="Int64"), "text": list("abcde")})
-    rows, columns = table_writer.write_xlsx([chunk], tmp_path / "t.xlsx", "videos", rows_per_sheet=2)
+    rows, columns = staging.write_xlsx([chunk], tmp_path / "t.xlsx", "videos", rows_per_sheet=2)
     assert (rows, columns) == (5, 2)
     workbook = openpyxl.load_workbook(tmp_path / "t.xlsx")
     assert workbook.sheetnames == ["videos", "videos (2)", "videos (3)"]
@@ -317,9 +317,9 @@ def test_a_table_past_a_sheets_rows_goes_on_to_the_next_and_a_long_text_is_refus
         ["2", "b"],
     ]
     assert [row[1].value for row in workbook["videos (3)"].iter_rows()] == ["text", "e"]
-    long = pd.DataFrame({"text": ["x" * (table_writer.CELL_CHARS + 1)]})
+    long = pd.DataFrame({"text": ["x" * (staging.CELL_CHARS + 1)]})
     with pytest.raises(ValueError, match="more than a spreadsheet cell holds"):
-        table_writer.write_xlsx([long], tmp_path / "long.xlsx", "videos")
+        staging.write_xlsx([long], tmp_path / "long.xlsx", "videos")
     assert not (tmp_path / "long.xlsx").exists(), "nothing cut short is left behind"
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import STUDY_ARGS, cli_env, read_jsonl, scrapy_cli, spider_args
-from tiktok_spiders import codebook, table_writer, tables
+from tiktok_spiders import codebook, staging, tables
 from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.kinds import KINDS
 
@@ -80,13 +80,13 @@ def test_tables_written_a_few_rows_at_a_time_are_the_tables_of_whole_frames(stud
     chunk = 149
     assert len(study["videos"]) > chunk and len(study["comments"]) > chunk, "every big table in several chunks"
     staging = tmp_path / "staging"
-    with table_writer.StudyDatabase(staging, chunk_rows=chunk) as staged:
-        table_writer.stage_study(staged, tables.study_feeds(study_dir), list(study))
+    with staging.StudyDatabase(staging, chunk_rows=chunk) as staged:
+        staging.stage_study(staged, tables.study_feeds(study_dir), list(study))
         assert {path.stat().st_mode & 0o777 for path in (staging, *staging.iterdir()) if path.is_dir()} == {0o700}
         for name, frame in study.items():
             for fmt in ("csv", "parquet"):
                 chunked, whole = tmp_path / f"{name}.{fmt}", tmp_path / "whole" / f"{name}.{fmt}"
-                assert table_writer.write_table(staged, name, chunked, fmt) == frame.shape, name
+                assert staging.write_table(staged, name, chunked, fmt) == frame.shape, name
                 expected = tables.read_table(tables.export(frame, whole))
                 pd.testing.assert_frame_equal(tables.read_table(chunked), expected)
                 if fmt == "csv":
@@ -96,13 +96,13 @@ def test_tables_written_a_few_rows_at_a_time_are_the_tables_of_whole_frames(stud
     records = read_jsonl(study_dir / "videos.jsonl")
     half = tmp_path / "half.jsonl"
     half.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records[1::2]), encoding="utf-8")
-    with table_writer.StudyDatabase(staging, chunk_rows=chunk) as staged:
+    with staging.StudyDatabase(staging, chunk_rows=chunk) as staged:
         staged.add("videos", [half, study_dir / "videos.csv"])
         combined = pd.concat(list(staged.chunks(staged.sql("videos", joined=False))))
     assert combined["id"].tolist() == [r["id"] for r in records[1::2]] + [r["id"] for r in records[::2]]
 
     # a table read back as a feed (--inputs): its url is made again in its place, not added twice
-    with table_writer.StudyDatabase(staging, chunk_rows=chunk) as staged:
+    with staging.StudyDatabase(staging, chunk_rows=chunk) as staged:
         staged.add("videos", [tmp_path / "videos.csv"])
         again = pd.concat(list(staged.chunks(staged.sql("videos"))), ignore_index=True)
     pd.testing.assert_frame_equal(again, tables.read_table(tmp_path / "videos.csv"))
@@ -227,12 +227,12 @@ def test_the_duckdb_views_are_the_tables_column_for_column_all_typed_all_in_the_
             for (name,) in database.execute("SELECT table_name FROM information_schema.tables").fetchall()
         }
     assert {"videos_with_authors", "comments_with_videos"} <= set(described), "the views of videos and comments"
-    for view, table in table_writer.DUCKDB_VIEWS.items():
+    for view, table in staging.DUCKDB_VIEWS.items():
         if view in described:
             schema = pq.read_schema(out / f"{table}.parquet")
             assert [row[0] for row in described[view]] == schema.names, f"{view} is not {table}.parquet"
     for name, columns in described.items():
-        table = table_writer.DUCKDB_VIEWS.get(name, name)
+        table = staging.DUCKDB_VIEWS.get(name, name)
         for column, sql_type, *_ in columns:
             assert sql_type != "NULL", f"{name}.{column} has no type"
             assert codebook.documents(table, column), f"the codebook does not say what {name}.{column} is"

@@ -27,7 +27,7 @@ from scrapy.utils.misc import build_from_crawler
 from scrapy.utils.test import get_crawler
 
 from tests.conftest import settings_for
-from tiktok_spiders import api, clock, table_writer, tables
+from tiktok_spiders import api, clock, staging, tables
 from tiktok_spiders.config import ConfigError, check_settings
 from tiktok_spiders.items import Comment, Video
 from tiktok_spiders.ledger import DONE, FAILED, OPEN, Ledger
@@ -376,7 +376,7 @@ def _dropped(tmp_path: Path) -> None:
 
 def _pressed_while_duckdb_stages_chunks(tmp_path: Path) -> None:
     frame = pd.DataFrame({"id": range(100_000), "text": ["so true"] * 100_000})
-    with table_writer.StudyDatabase(tmp_path / "staging") as study:
+    with staging.StudyDatabase(tmp_path / "staging") as study:
         study.connection.execute("CREATE TABLE t (id BIGINT, text VARCHAR)")
         threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
         deadline = time.monotonic() + 30
@@ -391,7 +391,7 @@ def test_ctrl_c_ends_tables_and_report_as_ctrl_c_whatever_duckdb_makes_of_it(tmp
     """DuckDB turns a KeyboardInterrupt into a RuntimeError "Query interrupted", an
     InvalidInputException, or nothing; ``tables`` and ``report`` must still say "interrupted"."""
     before = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt), table_writer.ctrl_c_stops():
+    with pytest.raises(KeyboardInterrupt), staging.ctrl_c_stops():
         work(tmp_path)
     assert signal.getsignal(signal.SIGINT) is before
     assert not (tmp_path / "staging").exists()

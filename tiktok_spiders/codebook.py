@@ -207,7 +207,7 @@ def markdown() -> str:
             lines.append(f"| `{field.name}` | {kind} | {source} | {text} | {_pseudonymised(field.name)} |")
         for column, text in TABLE_COLUMNS.get(feed, []):
             lines.append(f"| `{column}` | | project (tables only) | {text} | {_pseudonymised(column)} |")
-    from tiktok_spiders.table_writer import DUCKDB_VIEWS
+    from tiktok_spiders.staging import DUCKDB_VIEWS
 
     lines += [
         "",

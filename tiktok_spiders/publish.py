@@ -120,7 +120,7 @@ class Pseudonyms:
         return {name: self.query(value) for name, value in query.items()}
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """A chunk of a table, pseudonymised (a :data:`table_writer.Selection`)."""
+        """A chunk of a table, pseudonymised (a :data:`staging.Selection`)."""
         frame = frame.drop(columns=[column for column in frame.columns if policy(column) == "drop"])
         how: dict[str, Callable[[Any], Any]] = {
             "account": self.account,
@@ -148,7 +148,7 @@ ID_COLUMNS = ("id", "video_id", "parent_comment_id", "playlist_id", "position", 
 
 
 def ids_only(frame: pd.DataFrame) -> pd.DataFrame:
-    """A table's ids and nothing else (a :data:`table_writer.Selection`)."""
+    """A table's ids and nothing else (a :data:`staging.Selection`)."""
     return frame[[column for column in frame.columns if column in ID_COLUMNS]]
 
 

@@ -286,7 +286,7 @@ class Purge:
 
     def _step_tables(self) -> str:
         from tiktok_spiders.publish import TABLE_DIRS, made_as
-        from tiktok_spiders.table_writer import rewrite_tables
+        from tiktok_spiders.staging import rewrite_tables
 
         said = []
         for name in TABLE_DIRS:  # as collected, pseudonymised, the ids alone: each made again as it was
@@ -333,7 +333,7 @@ class Purge:
     def _step_leftovers(self) -> str:
         from tiktok_spiders.files import partial_files, remove_tree
         from tiktok_spiders.publish import TABLE_DIRS
-        from tiktok_spiders.table_writer import STAGING_NAMES
+        from tiktok_spiders.staging import STAGING_NAMES
 
         removed = 0
         for name in STAGING_NAMES:  # of a tables or report run that was killed: the study's data

@@ -158,7 +158,7 @@ class Report:
     """The report of one data directory; :meth:`html` builds the page."""
 
     def __init__(self, data_dir: str | Path, settings: BaseSettings) -> None:
-        from tiktok_spiders import table_writer, tables
+        from tiktok_spiders import staging, tables
 
         self.data_dir = Path(data_dir)
         self.settings = settings
@@ -166,8 +166,8 @@ class Report:
         self.manifest = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
         # the feeds staged in DuckDB (as `scrapy tables` does): the page is made of aggregates, in
         # memory that does not grow with the study
-        self.staged = table_writer.StudyDatabase(
-            self.data_dir / table_writer.REPORT_STAGING,
+        self.staged = staging.StudyDatabase(
+            self.data_dir / staging.REPORT_STAGING,
             private=settings.getbool("TIKTOK_PRIVATE_FILES"),
             memory_mb=settings.getint("TIKTOK_TABLES_MEMORY_MB"),
             progress=True,  # reading a big study takes minutes: a bar on a terminal

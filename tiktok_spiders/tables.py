@@ -16,7 +16,7 @@ read from CSV); flags are booleans.
 
 These functions hold whole tables in memory (1.7 GB for 100,000 videos and a million comments).
 ``scrapy tables`` writes tables of any size in bounded memory instead
-(:mod:`tiktok_spiders.table_writer`), and ``scrapy tables --format duckdb`` gives
+(:mod:`tiktok_spiders.staging`), and ``scrapy tables --format duckdb`` gives
 a database to query lazily, out of core, from Python or R.
 """
 

@@ -36,7 +36,7 @@ class Command(Named, ScrapyCommand):
         from tiktok_spiders.datadir import DataDirError, held_for_tables
         from tiktok_spiders.purge import PurgeUnfinished
         from tiktok_spiders.report import write_report  # matplotlib, pandas, DuckDB: imported only for a report
-        from tiktok_spiders.table_writer import ctrl_c_stops
+        from tiktok_spiders.staging import ctrl_c_stops
 
         assert self.settings is not None
         if self.refused(args):

@@ -117,13 +117,13 @@ class Command(Named, ScrapyCommand):
         import duckdb
         import pyarrow as pa
 
-        from tiktok_spiders import table_writer, tables
+        from tiktok_spiders import staging, tables
 
         assert self.settings is not None
         try:
             if (opts.where or opts.columns) and not opts.output:
                 raise UsageError("a selection (--where, --columns) goes to its own file: add --output FILE")
-            if opts.output and Path(opts.output).suffix not in table_writer.TABLE_SUFFIXES:
+            if opts.output and Path(opts.output).suffix not in staging.TABLE_SUFFIXES:
                 raise UsageError(f"--output {opts.output}: end it in .csv, .parquet, .duckdb or .xlsx")
             if (opts.pseudonymize or opts.ids_only) and ledger is None:
                 raise UsageError("--pseudonymize and --ids-only work on a study's data directory, not --inputs")
@@ -166,16 +166,16 @@ class Command(Named, ScrapyCommand):
         try:
             # staged beside where the tables go (the data directory, by default), private, and removed
             # however the run ends: an error leaves no directory behind, not even the tables'
-            staging = make_dir(output.parent if output else out_dir.parent, private) / table_writer.TABLES_STAGING
+            staging_dir = make_dir(output.parent if output else out_dir.parent, private) / staging.TABLES_STAGING
             with (
-                table_writer.ctrl_c_stops(),
-                table_writer.StudyDatabase(staging, private=private, memory_mb=memory_mb, progress=True) as study,
+                staging.ctrl_c_stops(),
+                staging.StudyDatabase(staging_dir, private=private, memory_mb=memory_mb, progress=True) as study,
             ):
                 if opts.inputs:
                     study.add(names[0], feeds[names[0]], key=tables.FEED_KEYS.get(names[0]))
                 else:
-                    table_writer.stage_study(study, {name: paths[0] for name, paths in feeds.items()}, names)
-                files = table_writer.write_tables(study, names, out_dir, fmt, select, private, output)
+                    staging.stage_study(study, {name: paths[0] for name, paths in feeds.items()}, names)
+                files = staging.write_tables(study, names, out_dir, fmt, select, private, output)
                 for path, what in files:
                     print(f"{path}  ({what})")
                 if not output:  # what every column means, beside the tables
@@ -186,7 +186,7 @@ class Command(Named, ScrapyCommand):
                         if (data_dir / "manifest.json").is_file()
                         else {}
                     )
-                    described = table_writer.describe_tables(
+                    described = staging.describe_tables(
                         study, files, out_dir, manifest, private, made_as, None if opts.inputs else data_dir
                     )
                     for path in described:

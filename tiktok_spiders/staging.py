@@ -1,4 +1,5 @@
-"""``scrapy tables`` at any size: feeds staged in DuckDB, joined there, written in chunks.
+"""A study's feeds staged in DuckDB, joined there, written in chunks: ``tables`` at any size, and
+the report's queries.
 
 :func:`tables.study_tables` gives whole pandas frames, which is handy and needs
 memory in proportion to the study (1.7 GB for 100,000 videos and a million comments).  Here every
