@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scrapy import Spider
+from scrapy.http import JsonResponse, Request
 from scrapy.utils.test import get_crawler
 
 import tiktok_spiders.settings as project_settings
+from tiktok_spiders.api import USER_INFO_PATH, endpoint_url
 from tiktok_spiders.emulator import DEMO_CLIENT_KEY, DEMO_CLIENT_SECRET, Corpus, CorpusConfig, Emulator, Faults
 
 REAL_RESPONSES = Path(__file__).resolve().parent / "fixtures" / "real-responses"
@@ -331,3 +334,57 @@ def cli_env(api: Emulator, data_dir: Path, **extra: str) -> dict[str, str]:
         "TIKTOK_RETRY_BACKOFF_MAX": "0.2",
         **extra,
     }
+
+
+# -- unit tests: components called directly, nothing sent -------------------------------------
+
+
+class NoServer:
+    """Settings point here; nothing is ever sent."""
+
+    base_url = "http://127.0.0.1:9"
+
+
+def crawler_for(tmp_path: Path, spider: str = "units", **overrides: Any):
+    """A crawler whose components a unit test calls directly: its engine made, never started (so
+    stopping the crawl only marks it); the ledger its components open is closed after the test."""
+    crawler = get_crawler(Spider, settings_for(NoServer(), tmp_path / "data", **overrides))
+    crawler.spider = crawler._create_spider(spider)
+    _unit_crawlers.append(crawler)
+    crawler.engine = crawler._create_engine()
+    crawler.crawling = True  # as during a crawl: the components check it before each request
+    return crawler
+
+
+_unit_crawlers: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_unit_crawlers_ledgers() -> Any:
+    """The ledger (and the data directory's lock) a unit test's crawler opened, closed after it."""
+    yield
+    while _unit_crawlers:
+        ledger = getattr(_unit_crawlers.pop(), "tiktok_ledger", None)
+        if ledger is not None:
+            ledger.close()
+
+
+def api_request(path: str = USER_INFO_PATH, **meta: Any) -> Request:
+    return Request(endpoint_url(NoServer.base_url, path), method="POST", meta=meta)
+
+
+def answer(request: Request, status: int, error: dict[str, str] | None = None, data: Any = None, **headers: str):
+    body = json.dumps({"data": data or {}, "error": error or {"code": "ok", "message": ""}}).encode()
+    return JsonResponse(
+        request.url, status=status, headers={"Content-Type": "application/json", **headers}, body=body, request=request
+    )
+
+
+class Clock:
+    """A clock a test moves: a component's ``now``."""
+
+    def __init__(self) -> None:
+        self.time = 1000.0
+
+    def __call__(self) -> float:
+        return self.time

@@ -463,7 +463,9 @@ def test_short_lived_tokens_expire(fresh_emulator: Emulator) -> None:
     fresh_emulator.faults.token_lifetime = 0.3
     token = token_for(fresh_emulator)
     assert call(fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token, fields="id")[0] == 200
-    time.sleep(0.4)
+    fresh_emulator.advance(0.2)
+    assert call(fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token, fields="id")[0] == 200, "not yet"
+    fresh_emulator.advance(0.2)
     status, payload, _ = call(fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token, fields="id")
     assert status == 401 and payload["error"]["code"] == "access_token_invalid"
     fresh_emulator.revoke_tokens()
@@ -633,7 +635,8 @@ def test_search_ids_expire(fresh_emulator: Emulator) -> None:
     token = token_for(fresh_emulator)
     _, first, _ = call(fresh_emulator, api.VIDEO_QUERY_PATH, QUERY_BODY, token=token, fields="id")
     follow = {**QUERY_BODY, "cursor": first["data"]["cursor"], "search_id": first["data"]["search_id"]}
-    time.sleep(0.3)
+    assert call(fresh_emulator, api.VIDEO_QUERY_PATH, follow, token=token, fields="id")[0] == 200, "not yet"
+    fresh_emulator.advance(0.3)
     status, payload, _ = call(fresh_emulator, api.VIDEO_QUERY_PATH, follow, token=token, fields="id")
     assert status == 400 and api.SEARCH_ID_INVALID.search(payload["error"]["message"])
 

@@ -249,7 +249,7 @@ def test_tables_and_report_wait_for_no_one_while_a_refresh_writes(study: Study, 
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; from tiktok_spiders.files import DataDirLock; "
-            "DataDirLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)",
+            "lock = DataDirLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True); time.sleep(60)",
             str(data_dir),
         ],
         stdout=subprocess.PIPE,

@@ -79,10 +79,10 @@ def test_tables_written_a_few_rows_at_a_time_are_the_tables_of_whole_frames(stud
     study = tables.study_tables(study_dir)
     chunk = 149
     assert len(study["videos"]) > chunk and len(study["comments"]) > chunk, "every big table in several chunks"
-    staging = tmp_path / "staging"
-    with staging.StudyDatabase(staging, chunk_rows=chunk) as staged:
+    staged_in = tmp_path / "staging"
+    with staging.StudyDatabase(staged_in, chunk_rows=chunk) as staged:
         staging.stage_study(staged, tables.study_feeds(study_dir), list(study))
-        assert {path.stat().st_mode & 0o777 for path in (staging, *staging.iterdir()) if path.is_dir()} == {0o700}
+        assert {path.stat().st_mode & 0o777 for path in (staged_in, *staged_in.iterdir()) if path.is_dir()} == {0o700}
         for name, frame in study.items():
             for fmt in ("csv", "parquet"):
                 chunked, whole = tmp_path / f"{name}.{fmt}", tmp_path / "whole" / f"{name}.{fmt}"
@@ -96,13 +96,13 @@ def test_tables_written_a_few_rows_at_a_time_are_the_tables_of_whole_frames(stud
     records = read_jsonl(study_dir / "videos.jsonl")
     half = tmp_path / "half.jsonl"
     half.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records[1::2]), encoding="utf-8")
-    with staging.StudyDatabase(staging, chunk_rows=chunk) as staged:
+    with staging.StudyDatabase(staged_in, chunk_rows=chunk) as staged:
         staged.add("videos", [half, study_dir / "videos.csv"])
         combined = pd.concat(list(staged.chunks(staged.sql("videos", joined=False))))
     assert combined["id"].tolist() == [r["id"] for r in records[1::2]] + [r["id"] for r in records[::2]]
 
     # a table read back as a feed (--inputs): its url is made again in its place, not added twice
-    with staging.StudyDatabase(staging, chunk_rows=chunk) as staged:
+    with staging.StudyDatabase(staged_in, chunk_rows=chunk) as staged:
         staged.add("videos", [tmp_path / "videos.csv"])
         again = pd.concat(list(staged.chunks(staged.sql("videos"))), ignore_index=True)
     pd.testing.assert_frame_equal(again, tables.read_table(tmp_path / "videos.csv"))

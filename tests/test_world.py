@@ -293,7 +293,7 @@ def test_too_little_free_space_is_refused_before_anything_is_written(emulator: E
 
 
 def test_a_bad_setting_is_one_line_and_writes_nothing(emulator: Emulator, tmp_path: Path) -> None:
-    """Every command checks the settings first (each setting's message: tests/test_units.py)."""
+    """Every command checks the settings first (each setting's message: tests/unit/test_settings.py)."""
     env = cli_env(emulator, tmp_path / "data", TIKTOK_RETRY_TIMES="abc")
     for command in (("crawl", "videos", *spider_args(ONE_WINDOW)), ("tables",), ("report",)):
         done = scrapy_cli(tmp_path, env, *command)

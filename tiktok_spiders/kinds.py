@@ -5,7 +5,7 @@ they stand on: the video, comment or account each one *is*, is *part of*, or is
 *listed for*.  The refresh's checks, the purge's cascade, the feed lists, the
 manifest, the plan and the codebook are all read from here, so a new endpoint is
 one declaration, and a kind the purge would not cover fails a test
-(``tests/test_kinds.py``) instead of surviving a refresh that TikTok's terms require.
+(``tests/unit/test_kinds.py``) instead of surviving a refresh that TikTok's terms require.
 """
 
 from __future__ import annotations

@@ -183,9 +183,12 @@ class Emulator:
     def now(self) -> float:
         return time.time() + self.clock_offset
 
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's clock: tokens and search ids age, a new UTC day resets the daily quota."""
+        self.clock_offset += seconds
+
     def advance_days(self, days: float = 1) -> None:
-        """Move the emulator's clock: a new UTC day resets the daily quota."""
-        self.clock_offset += days * 86400
+        self.advance(days * 86400)
 
     def usage(self, client_key: str = DEMO_CLIENT_KEY) -> _Usage:
         """Today's requests and records for a client."""

@@ -64,7 +64,7 @@ def test_every_feed_any_spider_writes_is_in_the_codebook() -> None:
         assert documented.get(kind.feed) is kind.item_class, f"the codebook has no {kind.feed}"
         for field in fields(kind.item_class):
             codebook.meaning(kind.feed, field.name)  # KeyError when the codebook lacks it
-    assert (Path(__file__).parent.parent / "docs" / "codebook.md").read_text(encoding="utf-8") == codebook.markdown()
+    assert (Path(__file__).parents[2] / "docs" / "codebook.md").read_text(encoding="utf-8") == codebook.markdown()
 
 
 def test_an_unavailable_user_is_stored_in_its_spiders_feed() -> None:
