@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tiktok_spiders import api, clock
-from tiktok_spiders.feeds import read_records
+from tiktok_spiders.feeds import read_records, read_values
 from tiktok_spiders.kinds import COMMENT, FOLLOW, USER, VIDEO, checked_fields, quota_of
 from tiktok_spiders.ledger import DONE, Ledger
+from tiktok_spiders.spiders.base import ignore
 from tiktok_spiders.spiders.seeded import SeedFeedSpider
 
 if TYPE_CHECKING:
@@ -246,11 +247,7 @@ def _from_feed(
     total = Range(requests, requests, requests if result.exact else None)
     written = Range(len(seen), len(seen), len(seen))
     if spider.seed_values is None and spider.seed_path is not None:
-
-        def skip() -> None:
-            pass
-
-        requests_per, records_per, read = _rates(spider, read_records(Path(spider.seed_path), skip))
+        requests_per, records_per, read = _rates(spider, read_records(Path(spider.seed_path), lambda: None))
         written = Range(records_per * read, records_per * read, records_per * read)
         if source is not None and source.records.mid > read:  # the stage that writes the feed has more to write
             high = None if source.records.high is None else max(0.0, source.records.high - read)
@@ -273,19 +270,16 @@ def _seed_records(spider: SeedFeedSpider) -> Any:
             yield (value[0] if isinstance(value, tuple) else value), None
         return
 
-    def malformed() -> None:
-        pass
-
     assert spider.seed_path is not None
-    for record in read_records(Path(spider.seed_path), malformed):
-        if spider.passed_over is not None and spider.passed_over(record):
-            continue
-        raw = record.get(spider.seed_column)
-        if spider.seed_optional and raw in (None, ""):
-            continue
-        value = spider.convert(raw)
-        if value is not None:
-            yield value, record
+    yield from read_values(
+        Path(spider.seed_path),
+        spider.seed_column,
+        spider.convert,
+        ignore,
+        spider.seed_optional,
+        spider.passed_over,
+        context=lambda record: record,
+    )
 
 
 def _refresh(ledger: Ledger | None) -> StageEstimate:
