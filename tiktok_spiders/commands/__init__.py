@@ -7,6 +7,7 @@ before anything is done (Scrapy would take ``--fressh`` for a second study file)
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from tiktok_spiders.terminal import command
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterator
 
 
 class Named:
@@ -41,3 +43,18 @@ class Named:
         print(f"error: unknown option {unknown[0]} for {command(self.name)}{hint} (see --help)", file=sys.stderr)
         self.exitcode = 2
         return True
+
+    @contextlib.contextmanager
+    def one_line_errors(self, *bad_input: type[Exception]) -> Iterator[None]:
+        """What stops a command before it writes anything, said in one line: bad input (``bad_input``)
+        with exit status 2, a purge an earlier refresh began and that still cannot finish with 1."""
+        from tiktok_spiders.purge import PurgeUnfinished
+
+        try:
+            yield
+        except bad_input as error:
+            print(f"error: {error}", file=sys.stderr)
+            self.exitcode = 2
+        except PurgeUnfinished as error:
+            print(f"error: {error}. Fix it and run the same command again.", file=sys.stderr)
+            self.exitcode = 1

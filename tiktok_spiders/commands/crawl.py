@@ -18,7 +18,6 @@ from scrapy.commands import crawl
 from tiktok_spiders.commands import Named
 from tiktok_spiders.datadir import DataDirError, open_data_dir, remove_created
 from tiktok_spiders.ledger import FILENAME
-from tiktok_spiders.purge import PurgeUnfinished
 from tiktok_spiders.spiders.arguments import BadArgument
 from tiktok_spiders.spiders.base import ApiSpider
 from tiktok_spiders.stopping import exit_status
@@ -49,16 +48,10 @@ class Command(Named, QuietRun, crawl.Command):
         data_dir = Path(self.settings["TIKTOK_DATA_DIR"])
         existed = (data_dir / FILENAME).exists(), data_dir.exists()
         if issubclass(spidercls, ApiSpider):
-            try:
+            with self.one_line_errors(BadArgument, DataDirError):
                 spidercls.check(self.settings, **opts.spargs)
                 ledger = open_data_dir(self.settings, refresh=spidercls.name == "refresh")
-            except (BadArgument, DataDirError) as error:
-                print(f"error: {error}", file=sys.stderr)
-                self.exitcode = 2
-                return
-            except PurgeUnfinished as error:
-                print(f"error: {error}. Fix it and run the same command again.", file=sys.stderr)
-                self.exitcode = 1
+            if ledger is None:
                 return
             self.start_run_log(data_dir, args[0])
         try:

@@ -34,7 +34,6 @@ class Command(Named, ScrapyCommand):
 
         from tiktok_spiders.config import ConfigError, check_settings
         from tiktok_spiders.datadir import DataDirError, held_for_tables
-        from tiktok_spiders.purge import PurgeUnfinished
         from tiktok_spiders.report import write_report  # matplotlib, pandas, DuckDB: imported only for a report
         from tiktok_spiders.staging import ctrl_c_stops
 
@@ -44,22 +43,17 @@ class Command(Named, ScrapyCommand):
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
         path = Path(opts.output) if opts.output else data_dir / "report.html"
         try:
-            check_settings(self.settings)
-            if not data_dir.is_dir():
-                raise ConfigError(f"data directory {data_dir} does not exist")
-            with (
-                held_for_tables(data_dir, self.settings, say=lambda line: print(f"note: {line}", file=sys.stderr)),
-                ctrl_c_stops(),
-            ):
-                write_report(data_dir, self.settings, path)
-        except (ConfigError, DataDirError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            self.exitcode = 2
-            return
-        except PurgeUnfinished as error:
-            print(f"error: {error}. Fix it and run the same command again.", file=sys.stderr)
-            self.exitcode = 1
-            return
+            with self.one_line_errors(ConfigError, DataDirError):
+                check_settings(self.settings)
+                if not data_dir.is_dir():
+                    raise ConfigError(f"data directory {data_dir} does not exist")
+                with (
+                    held_for_tables(data_dir, self.settings, say=lambda line: print(f"note: {line}", file=sys.stderr)),
+                    ctrl_c_stops(),
+                ):
+                    write_report(data_dir, self.settings, path)
+            if self.exitcode:
+                return
         except KeyboardInterrupt:  # ctrl_c_stops: whatever DuckDB made of it
             print("interrupted: no report written", file=sys.stderr)
             self.exitcode = 1

@@ -42,7 +42,6 @@ from tiktok_spiders.commands import Named
 from tiktok_spiders.datadir import DataDirError, open_data_dir
 from tiktok_spiders.kinds import KINDS, kinds_of, unavailable_kind
 from tiktok_spiders.ledger import DONE, FILENAME, Ledger
-from tiktok_spiders.purge import PurgeUnfinished
 from tiktok_spiders.refreshes import Refreshes
 from tiktok_spiders.spiders.arguments import BadArgument
 from tiktok_spiders.spiders.base import ApiSpider
@@ -201,7 +200,8 @@ class Command(Named, QuietRun, ScrapyCommand):
         assert self.settings is not None
         assert self.crawler_process is not None
         loader = self.crawler_process.spider_loader
-        try:
+        ledger = None
+        with self.one_line_errors(StudyFileError, BadArgument, DataDirError):
             stages, arguments, data_dir = load_study(Path(args[0]), loader.list())
             settings = self.settings  # the crawler process's: every stage's crawler is made from it
             if data_dir:  # wins over the environment and .env, not over -s
@@ -215,13 +215,7 @@ class Command(Named, QuietRun, ScrapyCommand):
                 self._print_plan(stages, spiders, None, opts)
                 return
             ledger = open_data_dir(settings)
-        except (StudyFileError, BadArgument, DataDirError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            self.exitcode = 2
-            return
-        except PurgeUnfinished as error:
-            print(f"error: {error}. Fix it and run the same command again.", file=sys.stderr)
-            self.exitcode = 1
+        if ledger is None:
             return
         self.ledger = ledger  # every stage's crawl uses it: one connection, one lock, per study
         self.start_run_log(settings["TIKTOK_DATA_DIR"], "study")

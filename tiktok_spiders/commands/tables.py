@@ -87,13 +87,12 @@ class Command(Named, ScrapyCommand):
     def run(self, args: list[str], opts: argparse.Namespace) -> None:
         from tiktok_spiders.config import ConfigError, check_settings
         from tiktok_spiders.datadir import DataDirError, held_for_tables
-        from tiktok_spiders.purge import PurgeUnfinished
 
         assert self.settings is not None
         if self.refused(args):
             return
         data_dir = Path(opts.data_dir or self.settings["TIKTOK_DATA_DIR"])
-        try:
+        with self.one_line_errors(ConfigError, DataDirError):
             check_settings(self.settings)
             if opts.inputs:
                 self.write(args, opts, data_dir)
@@ -106,10 +105,6 @@ class Command(Named, ScrapyCommand):
                 data_dir, self.settings, say=lambda line: print(f"note: {line}", file=sys.stderr)
             ) as ledger:
                 self.write(args, opts, data_dir, ledger)
-        except (ConfigError, DataDirError) as error:
-            self._fail(f"error: {error}", 2)
-        except PurgeUnfinished as error:
-            self._fail(f"error: {error}. Fix it and run the same command again.", 1)
 
     def write(self, args: list[str], opts: argparse.Namespace, data_dir: Path, ledger: Ledger | None = None) -> None:
         """The tables asked for, every mistake found before anything is written."""
