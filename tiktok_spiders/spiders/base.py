@@ -58,7 +58,7 @@ class ApiSpider(Spider):
     cursor_goes: ClassVar[str] = "up"
     #: Callback arguments that belong to the seed (not sent, needed by every page of it).
     seed_context: ClassVar[tuple[str, ...]] = ()
-    #: The data directory's ledger, opened in :meth:`from_crawler`.
+    #: The data directory's ledger (:meth:`Ledger.for_crawler`: the one its command lent the crawl).
     ledger: Ledger
 
     #: Arguments a spider takes through ``**kwargs`` (the videos spider's shortcuts).

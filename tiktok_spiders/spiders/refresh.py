@@ -63,8 +63,9 @@ class RefreshSpider(ApiSpider):
     kinds = ()  # it stores nothing: it removes
     seed_noun = "check"
     refreshes: Refreshes
-    #: The refresh this crawl works on (once its seeds are first read), what it purged and found gone.
+    #: The refresh this crawl works on (None: it could not be begun), what it purged and found gone.
     refresh_id: int | None
+    cannot_begin: LedgerWriteError
     purged: Counter[str]
     gone: Counter[str]
 
@@ -78,10 +79,24 @@ class RefreshSpider(ApiSpider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.refreshes = Refreshes(spider.ledger)
-        spider.refresh_id = None
         spider.purged = Counter()
         spider.gone = Counter()
+        spider.refresh_id = spider.open_refresh()
         return spider
+
+    def open_refresh(self) -> int | None:
+        """The refresh this crawl works on: the open one, or a new one with its tasks planned from
+        what is stored now (``fresh=true``: a new one, whatever the open one found).  None when the
+        ledger cannot be written: the crawl then stops at once, saying so (:meth:`start`)."""
+        try:
+            current = self.refreshes.current()
+            if self.fresh and current is not None:  # check everything again, whatever the open one found
+                self.refreshes.abandon(current, self.name)
+                self.logger.info("Starting a new refresh: the open one is given up, nothing it found is purged.")
+            return self.refreshes.begin()
+        except (LedgerWriteError, sqlite3.Error) as error:
+            self.cannot_begin = LedgerWriteError(f"could not begin the refresh in {self.ledger.path}: {error}")
+            return None
 
     # -- seeds: the refresh's tasks, then every stored profile ---------------------------
 
@@ -90,24 +105,20 @@ class RefreshSpider(ApiSpider):
         yield from self.profile_seeds()
 
     def task_seeds(self) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
-        if self.refresh_id is None:
-            current = self.refreshes.current()
-            if self.fresh and current is not None:  # check everything again, whatever the open one found
-                self.refreshes.abandon(current, self.name)
-                self.logger.info("Starting a new refresh: the open one is given up, nothing it found is purged.")
-            self.refresh_id = self.refreshes.begin()
-        for task in self.refreshes.tasks(self.refresh_id):
+        for task in self.refreshes.tasks(self.refresh_id) if self.refresh_id is not None else ():
             yield task.seed, {}, {"task": task}
 
     def profile_seeds(self) -> Iterable[tuple[str, dict[str, Any], dict[str, Any]]]:
-        assert self.refresh_id is not None
-        for username in self.refreshes.usernames(self.refresh_id):
+        for username in self.refreshes.usernames(self.refresh_id) if self.refresh_id is not None else ():
             yield f"{self.refresh_id}/{USER}/{username}", {"username": username}, {}
 
     async def start(self) -> AsyncIterator[Any]:
         """The compliance tasks first; the profiles once the video tasks are answered, so that an
         account one of whose videos TikTok has just called valid is known public without a
         request of its own (a request per profile is what a year's refresh cannot afford)."""
+        if self.refresh_id is None:
+            self.stop_writing(self.cannot_begin)
+            return
         async for request in self.requests_for(self.task_seeds()):
             yield request
         assert self.refresh_id is not None
