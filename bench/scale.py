@@ -251,6 +251,16 @@ def main() -> None:
             grown = next(r for r in rows if r[0] == scale and r[1].endswith("grown"))
             whole = next(r for r in rows if r[0] == scale and r[1].endswith("whole"))
             print(f"{'a close that grows the feeds':32} {whole[2] / grown[2]:.1f}x faster than writing them whole")
+        if args.scale != args.baseline_scale:  # tables are written in chunks: memory must not grow with the study
+            small, big = (
+                next(r for r in rows if r[0] == scale and r[1] == "tables --format parquet")
+                for scale in (args.baseline_scale, args.scale)
+            )
+            ratio = big[3] / small[3]
+            print(
+                f"{'tables, peak memory':32} {ratio:.2f}x at {args.scale / args.baseline_scale:g}x the study "
+                f"({'✓' if ratio <= 1.1 else '✗'} ≤ 1.1x: written in chunks, not whole frames)"
+            )
 
 
 if __name__ == "__main__":

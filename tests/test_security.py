@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,14 +36,20 @@ from tiktok_spiders.ledger import FILENAME
 pytestmark = pytest.mark.slow  # crawls and commands against the sandbox, end to end
 
 
-@pytest.fixture
-def collected(emulator: Emulator, tmp_path: Path) -> Path:
-    """A data directory with videos, comments and tables in it."""
-    data_dir = tmp_path / "data"
+@pytest.fixture(scope="module")
+def collected_once(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with videos, comments and tables in it, collected once for the module."""
+    data_dir = tmp_path_factory.mktemp("collected") / "data"
     env = cli_env(emulator, data_dir)
     for command in (("crawl", "videos", *spider_args(ONE_WINDOW)), ("crawl", "comments"), ("tables",)):
-        assert scrapy_cli(tmp_path, env, *command).returncode == 0
+        assert scrapy_cli(data_dir.parent, env, *command).returncode == 0
     return data_dir
+
+
+@pytest.fixture
+def collected(collected_once: Path, tmp_path: Path) -> Path:
+    """A test's own copy of that data directory, to plant links in and damage."""
+    return Path(shutil.copytree(collected_once, tmp_path / "data", symlinks=True))
 
 
 # -- links where the tool writes -----------------------------------------------------------------
