@@ -222,6 +222,12 @@ def test_scrapy_output_options_hold_this_runs_records_and_say_where_the_rest_are
     again = scrapy_cli(tmp_path, env, "crawl", "users", "-a", f"usernames={','.join(usernames[5:])}", "-O", str(out))
     assert again.returncode == 0 and "-o/-O hold" in again.stderr and read_jsonl(out) == []
 
+    before = (tmp_path / "data" / "users.jsonl").read_bytes()
+    for own in ("data/users.jsonl", str(tmp_path / "data" / "users.csv")):
+        refused = scrapy_cli(tmp_path, env, "crawl", "users", "-a", f"usernames={usernames[0]}", "-O", own)
+        assert_one_line_error(refused, "is a feed the study writes itself from the ledger")
+    assert (tmp_path / "data" / "users.jsonl").read_bytes() == before
+
 
 def test_dotenv_configures_and_the_environment_and_s_win(emulator: Emulator, tmp_path: Path) -> None:
     env = cli_env(emulator, tmp_path / "from-env")

@@ -11,9 +11,13 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from tiktok_spiders.config import ConfigError, check_data_dir, check_settings
+from tiktok_spiders.feeds import WRITABLE, feed_path
+from tiktok_spiders.kinds import KINDS
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -88,6 +92,22 @@ def check_credentials(settings: BaseSettings) -> None:
         )
 
 
+def check_scrapy_feeds(settings: BaseSettings) -> None:
+    """``-o`` / ``-O`` never name a feed the study writes itself: the two would write one file, which
+    could end up holding this run's records alone, and the next stage reads it."""
+    data_dir = settings["TIKTOK_DATA_DIR"]
+    own = {feed_path(data_dir, kind, fmt).resolve() for kind in KINDS.values() for fmt in WRITABLE}
+    for uri in settings.getdict("FEEDS"):
+        text = str(uri)
+        if "://" in text and not text.startswith("file://"):
+            continue  # stored elsewhere (s3://, ftp://): never one of the study's files
+        if Path(unquote(urlparse(text).path) if text.startswith("file://") else text).resolve() in own:
+            raise BadArgument(
+                f"-o/-O {text} is a feed the study writes itself from the ledger at every close: "
+                "give another file (that feed is written anyway)"
+            )
+
+
 def check_configuration(settings: BaseSettings) -> None:
     """Settings, credentials and the data directory, before anything is written."""
     try:
@@ -96,3 +116,4 @@ def check_configuration(settings: BaseSettings) -> None:
     except ConfigError as error:
         raise BadArgument(str(error)) from None
     check_credentials(settings)
+    check_scrapy_feeds(settings)
