@@ -229,3 +229,17 @@ def test_the_command_says_what_it_does_and_a_typo_is_one_line(tmp_path: Path) ->
     done = run(tmp_path, "stduy", "climate.toml")
     assert done.returncode == 2 and done.stderr.startswith("error: unknown command 'stduy' (one of: study,")
     assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [(), ("list",), ("--version",)])
+def test_output_read_by_a_reader_that_went_away_ends_without_a_traceback(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """``tiktok-spiders list | head -1``: the reader may close the pipe before the command writes."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first line: every write to the pipe fails
+    try:
+        done = subprocess.run(
+            [str(COMMAND), *args], cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, timeout=120, check=False
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1 and done.stderr == b"", done.stderr.decode()

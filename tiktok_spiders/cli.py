@@ -40,7 +40,17 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        run(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # what reads the output went away (``| head``): nothing more to say, and no traceback;
+        # stdout to /dev/null, so the interpreter's last flush fails silently too (Python's advice)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+
+
+def run(argv: list[str]) -> None:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         sys.exit(0)
