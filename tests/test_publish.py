@@ -341,6 +341,10 @@ def test_the_ids_alone_collect_the_study_again(study: Path, sandbox: Emulator, t
     assert sorted(c["id"] for c in read_jsonl(again / "comments.jsonl")) == sorted(
         c["id"] for c in read_jsonl(study / "comments.jsonl")
     )
+    asked = ("crawl", "comments", "-a", f"videos={out / 'videos.csv'}", "-a", "min_comments=1")
+    minimum = scrapy_cli(again, env, *asked)  # every video is done: nothing asked, but it is said
+    assert minimum.returncode == 0, minimum.stderr[-2000:]
+    assert "has no comment_count column: min_comments=1 cannot tell which to skip" in minimum.stderr
     named = scrapy_cli(study, env_for(sandbox, study), "tables", "users", "--ids-only")
     assert named.returncode == 2 and "users: no ids to share" in named.stderr and "Traceback" not in named.stderr
     dates = {name: STUDY[name] for name in ("start_date", "end_date")}

@@ -218,6 +218,13 @@ def check_feed(path: str | Path, column: str | None = None, argument: str = "vid
     return path
 
 
+def has_column(path: Path, column: str) -> bool:
+    """Whether a feed's records carry ``column``: its CSV header, or its first JSON record's keys."""
+    for record in read_records(path, lambda: None):
+        return column in record
+    return False
+
+
 def read_records(path: Path, on_malformed: Callable[[], None]) -> Iterator[dict[str, Any]]:
     """Records of a feed, one at a time; ``on_malformed()`` is called for each bad line."""
     fmt = feed_format(path)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Self
 
 from tiktok_spiders import api
+from tiktok_spiders.feeds import has_column
 from tiktok_spiders.items import Comment, known_fields
 from tiktok_spiders.kinds import kinds_of
 from tiktok_spiders.spiders.arguments import BadArgument, comma_list, parse_fields, whole_number
@@ -52,6 +53,21 @@ class CommentListSpider(SeedFeedSpider):
         super().validate(settings)
         if settings.getbool("TIKTOK_ASK_DISPLAY_NAME") and self.fields and api.COMMENT_DISPLAY_NAME not in self.fields:
             self.fields = (*self.fields, api.COMMENT_DISPLAY_NAME)
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        path = spider.seed_path
+        from_file = spider.minimum and spider.seed_values is None and path is not None and path.is_file()
+        if from_file and path is not None and not has_column(path, spider.count_column):  # ids alone (--ids-only)
+            spider.logger.warning(
+                "%s has no %s column: %s=%d cannot tell which to skip, so every one is asked.",
+                path,
+                spider.count_column,
+                spider.minimum_argument,
+                spider.minimum,
+            )
+        return spider
 
     @property
     def cap(self) -> int:
