@@ -284,6 +284,13 @@ _fork_server = ForkServer()
 atexit.register(_fork_server.close)
 
 
+def scrapy_env(overrides: dict[str, str]) -> dict[str, str]:
+    """The environment of a ``scrapy`` command: this one without its TIKTOK_* settings, the test's,
+    and the project's settings module (a test's folder is not a Scrapy project)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
+    return {**env, **overrides, "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings"}
+
+
 def scrapy_cli(
     cwd: Path,
     env_overrides: dict[str, str],
@@ -299,9 +306,7 @@ def scrapy_cli(
 
     ``clock_days`` moves the command's clock ahead; ``kill_at`` (``("module:Name.attribute", "before"
     | "after")``) kills it with SIGKILL around that function's first call; ``file_size`` caps its files."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")}
-    env.update(env_overrides)
-    env["SCRAPY_SETTINGS_MODULE"] = "tiktok_spiders.settings"
+    env = scrapy_env(env_overrides)
     if preexec_fn is None:
         return _fork_server.run(
             Path(cwd), env, args, timeout, clock_days=clock_days, kill_at=kill_at, file_size=file_size

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from tests.conftest import cli_env, crawl, read_jsonl, request_log, scrapy_cli, settings_for
+from tests.conftest import cli_env, crawl, read_jsonl, request_log, scrapy_cli, scrapy_env, settings_for
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
 from tiktok_spiders.ledger import FILENAME, Ledger
@@ -194,11 +193,7 @@ def test_kill_9_while_polling_then_the_rerun_polls_the_same_tasks(fresh_emulator
     process = subprocess.Popen(
         [sys.executable, "-m", "scrapy.cmdline", "refresh"],
         cwd=tmp_path,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")},
-            **env,
-            "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings",
-        },
+        env=scrapy_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

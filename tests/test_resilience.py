@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from tests.conftest import (
     read_jsonl,
     request_log,
     scrapy_cli,
+    scrapy_env,
     settings_for,
     spider_args,
 )
@@ -179,11 +179,7 @@ def test_kill_9_in_the_middle_then_the_same_command_finishes_exactly(
     process = subprocess.Popen(
         [sys.executable, "-m", "scrapy.cmdline", *command],
         cwd=tmp_path,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")},
-            **env,
-            "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings",
-        },
+        env=scrapy_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -353,11 +349,7 @@ def test_ctrl_c_while_waiting_for_the_quota_stops_at_once_and_a_rerun_finishes(
     with subprocess.Popen(
         [sys.executable, "-m", "scrapy.cmdline", *args],
         cwd=tmp_path,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_")},
-            **env,
-            "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings",
-        },
+        env=scrapy_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

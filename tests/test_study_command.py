@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from tests.conftest import (
     read_jsonl,
     request_log,
     scrapy_cli,
+    scrapy_env,
 )
 from tiktok_spiders import api
 from tiktok_spiders.emulator import Emulator
@@ -109,11 +109,7 @@ def test_ctrl_c_stops_the_running_stage_and_the_same_command_finishes_the_study(
     fresh_emulator.faults.latency = 0.1  # the comments stage takes seconds: Ctrl-C lands inside it
     study = tmp_path / "study.toml"
     study.write_text(STUDY.replace('"users", "followers", "playlists"', '"users"').format(data_dir=tmp_path / "data"))
-    env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith("TIKTOK_")},
-        **cli_env(fresh_emulator, tmp_path / "ignored"),
-        "SCRAPY_SETTINGS_MODULE": "tiktok_spiders.settings",
-    }
+    env = scrapy_env(cli_env(fresh_emulator, tmp_path / "ignored"))
     with (
         (tmp_path / "stderr").open("w") as stderr,
         subprocess.Popen(
