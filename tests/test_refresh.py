@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -139,6 +140,8 @@ async def test_a_refresh_leaves_exactly_what_is_still_available_and_nothing_of_t
     asked = [e["body"]["username"] for e in request_log(fresh_emulator)[start:] if e["path"] == api.USER_INFO_PATH]
     assert sorted(asked) == sorted(u["username"] for u in before["users"] if u["username"] not in proven)
     assert 0 < len(asked) < len(before["users"]) / 4, "most profiles need no request"
+    checks = re.search(r"checks: (\d+) done, 0 failed, 0 begun, 0 not started \((\d+) done and 0 failed", held.stderr)
+    assert checks and checks[1] == checks[2], "every check was done by this run, those without a request too"
     assert "more than TIKTOK_REFRESH_MAX_PURGE_SHARE=0.2, so nothing was purged" in held.stderr
     assert "refresh -a confirm_purge=true" in held.stderr and "Traceback" not in held.stderr
     assert read_jsonl(tmp_path / "comments.jsonl") == before["comments"], "held: nothing purged"

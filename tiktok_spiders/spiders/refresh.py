@@ -148,6 +148,10 @@ class RefreshSpider(ApiSpider):
         if proven:
             self.crawler.stats.inc_value("tiktok/refresh/profiles_inferred", proven)
             self.logger.info("%d profiles are available as their videos are: no request asked for them.", proven)
+            # checked in this run, without a request: counted as done now, not as done by an earlier
+            # run when requests_for meets them (the summary, the manifest and the bar say so)
+            self.progress.update(scheduled=proven, done=proven)
+            self.progress["skipped"] -= proven
 
     def seed_total(self) -> int:
         return sum(1 for _ in self.seeds())
