@@ -148,6 +148,8 @@ async def test_a_refresh_leaves_exactly_what_is_still_available_and_nothing_of_t
     done = scrapy_cli(tmp_path, env_for(fresh_emulator, tmp_path), "refresh", "-a", "confirm_purge=true")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Summary of refresh: complete." in done.stderr and "Traceback" not in done.stderr
+    after = re.search(r"checks: (\d+) done, 0 failed", done.stderr)
+    assert after and after[1] == checks[1], "the purge does not take the gone accounts' checks out of the count"
 
     assert_exactly_what_is_left(fresh_emulator, tmp_path, before)
     # what depends on the deleted goes with it: the replies of a deleted comment, a deleted user's videos

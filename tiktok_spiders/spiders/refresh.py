@@ -335,11 +335,13 @@ class RefreshSpider(ApiSpider):
         purge = Purge(self.ledger, self.settings["TIKTOK_DATA_DIR"], self.settings)
         stats = self.crawler.stats
         try:
+            # the checks as this run leaves them, counted before the purge forgets the gone accounts'
+            # and a finished refresh what it checked: the summary's tally is the run's own
+            self.final_tally()
             if self.refreshes.pending():
                 share = None if self.confirm_purge else self.settings.getfloat("TIKTOK_REFRESH_MAX_PURGE_SHARE")
                 self.purged.update(purge.delete(self.refresh_id, share))
             if reason == "finished":
-                self.final_tally()  # counted before the finished refresh forgets what it checked
                 self.refreshes.finish(self.refresh_id, self.name)
             for line in purge.finish():
                 self.logger.info("Purge: %s.", line)
