@@ -58,8 +58,14 @@ class CommentListSpider(SeedFeedSpider):
     def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Self:
         spider = super().from_crawler(crawler, *args, **kwargs)
         path = spider.seed_path
-        from_file = spider.minimum and spider.seed_values is None and path is not None and path.is_file()
-        if from_file and path is not None and not has_column(path, spider.count_column):  # ids alone (--ids-only)
+        uncounted = (
+            spider.minimum > 0
+            and spider.seed_values is None
+            and path is not None
+            and path.is_file()
+            and not has_column(path, spider.count_column)
+        )
+        if uncounted:  # a file of ids alone (tables --ids-only)
             spider.logger.warning(
                 "%s has no %s column: %s=%d cannot tell which to skip, so every one is asked.",
                 path,
