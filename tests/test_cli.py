@@ -223,7 +223,7 @@ def test_scrapy_output_options_hold_this_runs_records_and_say_where_the_rest_are
     assert again.returncode == 0 and "-o/-O hold" in again.stderr and read_jsonl(out) == []
 
     before = (tmp_path / "data" / "users.jsonl").read_bytes()
-    for own in ("data/users.jsonl", str(tmp_path / "data" / "users.csv")):
+    for own in ("data/users.jsonl", str(tmp_path / "data" / "users.csv"), "data/%(name)s.jsonl"):
         refused = scrapy_cli(tmp_path, env, "crawl", "users", "-a", f"usernames={usernames[0]}", "-O", own)
         assert_one_line_error(refused, "is a feed the study writes itself from the ledger")
     assert (tmp_path / "data" / "users.jsonl").read_bytes() == before

@@ -92,13 +92,13 @@ def check_credentials(settings: BaseSettings) -> None:
         )
 
 
-def check_scrapy_feeds(settings: BaseSettings) -> None:
+def check_scrapy_feeds(settings: BaseSettings, spider_name: str) -> None:
     """``-o`` / ``-O`` never name a feed the study writes itself: the two would write one file, which
     could end up holding this run's records alone, and the next stage reads it."""
     data_dir = settings["TIKTOK_DATA_DIR"]
     own = {feed_path(data_dir, kind, fmt).resolve() for kind in KINDS.values() for fmt in WRITABLE}
     for uri in settings.getdict("FEEDS"):
-        text = str(uri)
+        text = str(uri).replace("%(name)s", spider_name)  # Scrapy's own placeholder for the spider
         if "://" in text and not text.startswith("file://"):
             continue  # stored elsewhere (s3://, ftp://): never one of the study's files
         if Path(unquote(urlparse(text).path) if text.startswith("file://") else text).resolve() in own:
@@ -108,12 +108,12 @@ def check_scrapy_feeds(settings: BaseSettings) -> None:
             )
 
 
-def check_configuration(settings: BaseSettings) -> None:
-    """Settings, credentials and the data directory, before anything is written."""
+def check_configuration(settings: BaseSettings, spider_name: str) -> None:
+    """Settings, credentials, the data directory and Scrapy's feeds, before anything is written."""
     try:
         check_settings(settings)
         check_data_dir(settings["TIKTOK_DATA_DIR"], settings.getfloat("TIKTOK_MIN_FREE_SPACE_MB"))
     except ConfigError as error:
         raise BadArgument(str(error)) from None
     check_credentials(settings)
-    check_scrapy_feeds(settings)
+    check_scrapy_feeds(settings, spider_name)

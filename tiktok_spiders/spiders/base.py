@@ -95,7 +95,7 @@ class ApiSpider(Spider):
 
     def validate(self, settings: BaseSettings) -> None:
         """Checks that need settings (configuration, seed files); overridden to add more."""
-        check_configuration(settings)
+        check_configuration(settings, self.name)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
