@@ -266,6 +266,11 @@ class Ledger:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
+    def set_meta(self, name: str, value: str) -> None:
+        """Keep ``value`` under ``name`` (a study's pseudonym key, what its published tables hold), committed."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+        self._commit()
+
     def bind(self, base_url: str, client_key: str, *, allow_change: bool = False) -> None:
         """Make sure this directory holds data of ``base_url`` and ``client_key`` only.
 

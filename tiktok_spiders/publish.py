@@ -87,8 +87,7 @@ def study_key(ledger: Ledger) -> bytes:
     key = ledger.meta(KEY_NAME)
     if key is None:
         key = secrets.token_hex(32)
-        ledger.connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (KEY_NAME, key))
-        ledger.commit()
+        ledger.set_meta(KEY_NAME, key)
     return bytes.fromhex(key)
 
 
@@ -304,7 +303,12 @@ def data_package(
                 for name, stage in stages.items()
             },
             "refreshes": manifest.get("refreshes", []),
-            **({"pseudonymized": manifest["pseudonymized_tables"]} if "pseudonymized_tables" in manifest else {}),
+            # where the tables were written is a path on the researcher's machine: not published
+            **(
+                {"pseudonymized": {k: v for k, v in manifest["pseudonymized_tables"].items() if k != "directory"}}
+                if "pseudonymized_tables" in manifest
+                else {}
+            ),
         },
     }
 

@@ -278,7 +278,6 @@ def _note_pseudonyms(
     from tiktok_spiders.manifest import write_manifest
 
     note = publish.pseudonymized_note(out_dir, columns)
-    ledger.connection.execute("INSERT OR REPLACE INTO meta VALUES ('pseudonymized_tables', ?)", (json.dumps(note),))
-    ledger.commit()
+    ledger.set_meta("pseudonymized_tables", json.dumps(note))
     if (data_dir / "manifest.json").is_file():
         write_manifest(ledger, data_dir, private)
