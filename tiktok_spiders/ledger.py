@@ -29,7 +29,7 @@ import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -362,6 +362,17 @@ class Ledger:
 
     def count_records(self, kind: str) -> int:
         return self._db.execute("SELECT COUNT(*) FROM records WHERE kind = ?", (kind,)).fetchone()[0]
+
+    def count_videos_posted(self, first: date, last: date) -> int:
+        """Videos stored that were posted from ``first`` to ``last`` (UTC days, both included): what
+        a videos window holds so far."""
+        start = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp())
+        end = start + ((last - first).days + 1) * 86400
+        return self._db.execute(
+            "SELECT COUNT(*) FROM records WHERE kind = 'videos' AND json_extract(data, '$.create_time') >= ? "
+            "AND json_extract(data, '$.create_time') < ?",
+            (start, end),
+        ).fetchone()[0]
 
     def record(self, kind: str, key: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT data FROM records WHERE kind = ? AND key = ?", (kind, key)).fetchone()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,7 +138,7 @@ def _windows(spider: Any, ledger: Ledger | None) -> StageEstimate:
     for seed, *_ in spider.seeds():
         first, last = (datetime.strptime(part, "%Y%m%d").date() for part in seed.split(":")[1].split("-"))
         state = ledger.seed(spider.name, seed) if ledger else None
-        videos = _videos_between(ledger, first, last)
+        videos = ledger.count_videos_posted(first, last) if ledger else 0
         collected += videos
         if state is not None and state.status == DONE:
             rates.append(videos / ((last - first).days + 1))
@@ -170,19 +170,6 @@ def _rate(rates: list[float]) -> str:
     if min(rates) == max(rates):
         return f"{mean:,.1f} videos"
     return f"{mean:,.1f} videos ({min(rates):,.1f} to {max(rates):,.1f})"
-
-
-def _videos_between(ledger: Ledger | None, first: Any, last: Any) -> int:
-    """Videos in the ledger posted from ``first`` to ``last`` (UTC, inclusive)."""
-    if ledger is None:
-        return 0
-    start = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp())
-    end = int((datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)).timestamp())
-    return ledger.connection.execute(
-        "SELECT COUNT(*) FROM records WHERE kind = 'videos' AND json_extract(data, '$.create_time') >= ? "
-        "AND json_extract(data, '$.create_time') < ?",
-        (start, end),
-    ).fetchone()[0]
 
 
 def _rates(spider: SeedFeedSpider, records: Any) -> tuple[float, float, int]:

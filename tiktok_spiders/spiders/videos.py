@@ -12,7 +12,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -69,17 +69,6 @@ def check_range(start: date, end: date) -> None:
     latest = clock.today() + timedelta(days=FUTURE_DAYS)
     if end > latest:
         raise BadArgument(f"end_date {end} is more than a year from today ({clock.today()}): check the date")
-
-
-def _stored_between(ledger: Any, first: date, last: date) -> int:
-    """Videos in the ledger posted from ``first`` to ``last`` (UTC, inclusive)."""
-    start = int(datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp())
-    end = start + ((last - first).days + 1) * 86400
-    return ledger.connection.execute(
-        "SELECT COUNT(*) FROM records WHERE kind = 'videos' AND json_extract(data, '$.create_time') >= ? "
-        "AND json_extract(data, '$.create_time') < ?",
-        (start, end),
-    ).fetchone()[0]
 
 
 def load_query(value: str) -> dict[str, Any]:
@@ -296,7 +285,7 @@ class VideosSpider(ApiSpider):
         key = f"{body['start_date']}-{body['end_date']}"
         if key not in self.window_videos:  # resumed: what earlier runs stored of it
             first, last = (datetime.strptime(body[name], "%Y%m%d").date() for name in ("start_date", "end_date"))
-            self.window_videos[key] = _stored_between(self.ledger, first, last) if body.get("cursor") else 0
+            self.window_videos[key] = self.ledger.count_videos_posted(first, last) if body.get("cursor") else 0
         self.window_videos[key] += len(api.first_list(data, ("videos",)))
         return self.window_videos[key] >= (self.max_per_window or 0)
 
