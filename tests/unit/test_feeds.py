@@ -40,7 +40,7 @@ def test_a_feed_grows_by_what_is_new_into_the_bytes_a_whole_rewrite_gives(tmp_pa
     assert feed.read_bytes() == whole.read_bytes()
     rows = list(read_records(feed, lambda: None))
     assert [str(row["id"]) for row in rows] == ["1", "2", "3", "4", "5"]
-    assert rows[0]["hashtag_names"] in (["a", "b"], '["a", "b"]'), "a list: JSON in JSON Lines, JSON text in CSV"
+    assert rows[0]["hashtag_names"] == (["a", "b"] if fmt == "jsonl" else '["a", "b"]'), "a list: JSON text in CSV"
 
     os.utime(feed, ns=(0, 0))  # saved again by someone else (a spreadsheet): its time changed
     assert write_feed(ledger, VIDEOS, feed, fmt).grown is False, "not as this tool wrote it: written whole"

@@ -8,7 +8,15 @@ import pytest
 from scrapy.settings import Settings
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "examples").glob("*.toml")), ids=lambda p: p.name)
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+
+
+def test_the_readmes_example_study_files_are_there() -> None:
+    """Else the test below would be skipped for want of files, not fail."""
+    assert {path.name for path in EXAMPLES} >= {"climate.toml", "query.toml", "rolling.toml"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_study_file_is_one_the_study_command_takes(path: Path) -> None:
     from scrapy.spiderloader import SpiderLoader
 
