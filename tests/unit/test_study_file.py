@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from scrapy.settings import Settings
 
-
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
 
 
